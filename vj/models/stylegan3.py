@@ -178,7 +178,7 @@ class SynthesisInput(torch.nn.Module):
         x = x + phases.unsqueeze(1).unsqueeze(2)
         x = torch.sin(x * (np.pi * 2)) * amplitudes.unsqueeze(1).unsqueeze(2)
         x = x @ (self.weight / math.sqrt(self.channels)).t()
-        return x.permute(0, 3, 1, 2).contiguous()  # [N, C, H, W]
+        return x.permute(0, 3, 1, 2)  # [N, C, H, W], channels-last in memory
 
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, channels={self.channels}, size={list(self.size)}, "
@@ -409,7 +409,7 @@ class SynthesisNetwork(torch.nn.Module):
             x = getattr(self, name)(x, w, **layer_kwargs)
         if self.output_scale != 1:
             x = x * self.output_scale
-        return x.to(torch.float32)
+        return x.to(torch.float32).contiguous()
 
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, num_ws={self.num_ws}, img_resolution={self.img_resolution}, "

@@ -1,0 +1,122 @@
+"""Causal audio features, fed one block at a time: RMS, bands, spectral-flux onsets, envelopes.
+
+`FeatureExtractor(sample_rate, ...)(block) -> AudioFeatures` is pure numpy and deterministic; the live input,
+file playback and offline render all call it the same way, so a rehearsal looks like the show. Values are
+normalised to 0..1 by an automatic gain that follows the loudest recent level and slowly lets go, so a quiet
+room and a loud club both use the full range.
+
+Latency, in blocks: RMS, bands and flux see a block as soon as it is complete (0 blocks after the block);
+the FFT window covers the last `fft_size` samples, so a sound's energy is centred about fft_size/2 samples back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioFeatures:
+    t: float = 0.0                      # seconds of audio analysed (end of the last block)
+    rms: float = 0.0                    # loudness, 0..1 (auto-gained)
+    bands: tuple[float, ...] = ()       # energy per band (default bass, mid, high), 0..1 (auto-gained)
+    onset: float = 0.0                  # onset envelope: jumps to 1 on an onset, releases
+    is_onset: bool = False              # an onset was detected in the last block
+    flux: float = 0.0                   # spectral flux, 0..1 (auto-gained)
+    bpm: float = 0.0                    # tempo estimate; 0 = unknown (the beat tracker lands with issue 5)
+    beat_phase: float = 0.0             # 0..1 position within the beat; 0 when the tempo is unknown
+
+    @property
+    def bass(self) -> float:
+        return self.bands[0] if self.bands else 0.0
+
+
+SILENCE = AudioFeatures()
+
+
+class AutoGain:
+    """Divides by a peak follower (per element) that rises at once and decays over `release_s`."""
+
+    def __init__(self, rate_hz: float, release_s: float = 8.0, floor: float = 1e-4):
+        self.decay = float(np.exp(-1.0 / (rate_hz * release_s)))
+        self.floor = floor
+        self.peak: np.ndarray | float = floor
+
+    def __call__(self, value: np.ndarray | float) -> np.ndarray | float:
+        value = np.asarray(value, dtype=np.float64)
+        self.peak = np.maximum(np.maximum(value, self.peak * self.decay), self.floor)
+        return np.clip(value / self.peak, 0.0, 1.0)
+
+
+class FeatureExtractor:
+    def __init__(
+        self,
+        sample_rate: int,               # Hz
+        block_size: int = 256,          # samples per call (the hop)
+        fft_size: int = 1024,           # analysis window in samples
+        band_edges: tuple[float, ...] = (20.0, 250.0, 4000.0, 16000.0),  # Hz, n+1 edges for n bands
+        attack_s: float = 0.005,        # envelope rise time
+        release_s: float = 0.25,        # envelope fall time
+        onset_threshold: float = 1.5,   # flux must exceed this many times its recent median
+        onset_window_s: float = 0.5,    # length of that recent history
+        min_onset_gap_s: float = 0.05,  # onsets closer than this are one onset
+    ):
+        if fft_size < block_size:
+            raise ValueError(f"fft_size ({fft_size}) must be at least block_size ({block_size})")
+        self.sample_rate = sample_rate
+        self.block_size = block_size
+        self.fft_size = fft_size
+        rate = sample_rate / block_size
+        self.window = np.hanning(fft_size).astype(np.float32)
+        freqs = np.fft.rfftfreq(fft_size, 1.0 / sample_rate)
+        self.band_bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in zip(band_edges[:-1], band_edges[1:])]
+        self.buffer = np.zeros(fft_size, dtype=np.float32)
+        self.prev_mag = np.zeros(freqs.shape[0], dtype=np.float32)
+        self.flux_history = np.zeros(max(3, int(onset_window_s * rate)), dtype=np.float32)
+        self.history_pos = 0
+        self.onset_threshold = onset_threshold
+        self.min_gap_blocks = max(1, int(min_onset_gap_s * rate))
+        self.blocks_since_onset = self.min_gap_blocks
+        self.attack = float(np.exp(-1.0 / max(rate * attack_s, 1e-6)))
+        self.release = float(np.exp(-1.0 / max(rate * release_s, 1e-6)))
+        self.rms_gain, self.band_gain, self.flux_gain = AutoGain(rate), AutoGain(rate), AutoGain(rate)
+        self.onset_env = 0.0
+        self.samples_seen = 0
+
+    def __call__(self, block: np.ndarray) -> AudioFeatures:
+        """block: [block_size] mono float samples (or [block_size, channels], mixed down)."""
+        if block.ndim == 2:
+            block = block.mean(axis=1)
+        n = block.shape[0]
+        self.buffer = np.roll(self.buffer, -n)
+        self.buffer[-n:] = block[-self.fft_size:]
+        self.samples_seen += n
+
+        rms = float(np.sqrt(np.mean(np.square(block)))) if n else 0.0
+        mag = np.abs(np.fft.rfft(self.buffer * self.window)).astype(np.float32)
+        bands = np.array([np.sqrt(np.mean(np.square(mag[b]))) if b.size else 0.0 for b in self.band_bins])
+        # Log-magnitude flux: rises in any band count, level changes of the whole mix matter less.
+        log_mag = np.log1p(mag)
+        flux = float(np.sum(np.maximum(log_mag - self.prev_mag, 0.0)))
+        self.prev_mag = log_mag
+
+        median = float(np.median(self.flux_history))
+        self.flux_history[self.history_pos] = flux
+        self.history_pos = (self.history_pos + 1) % self.flux_history.shape[0]
+        self.blocks_since_onset += 1
+        is_onset = bool(flux > self.onset_threshold * median + 1e-3 and self.blocks_since_onset >= self.min_gap_blocks)
+        if is_onset:
+            self.blocks_since_onset = 0
+        target = 1.0 if is_onset else 0.0
+        coeff = self.attack if target > self.onset_env else self.release
+        self.onset_env = target + (self.onset_env - target) * coeff
+
+        return AudioFeatures(
+            t=self.samples_seen / self.sample_rate,
+            rms=float(self.rms_gain(rms)),
+            bands=tuple(float(v) for v in self.band_gain(bands)),
+            onset=self.onset_env,
+            is_onset=is_onset,
+            flux=float(self.flux_gain(flux)),
+        )

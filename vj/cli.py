@@ -1,0 +1,295 @@
+"""The `vj` command: each subcommand is a thin function over the modules it drives."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from vj import config as config_mod
+
+log = logging.getLogger("vj")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `vj render: error: ... (see vj render --help)`."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"size must be positive and even (H.264), got {text!r}")
+    return w, h
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-3' -> [0, 1, 2, 3]; '1,5,7' -> [1, 5, 7]; '2' -> [2]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, dash, hi = part.partition("-")
+            seeds.extend(range(int(lo), int(hi) + 1) if dash else [int(lo)])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 0-3 or 1,5,7, got {text!r}") from None
+    return seeds
+
+
+def parse_pair(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y like 0.1,-0.2, got {text!r}") from None
+    return x, y
+
+
+def _config(args: argparse.Namespace, **render_overrides) -> config_mod.Config:
+    overrides = list(args.set or [])
+    overrides += [f"{key}={value}" for key, value in render_overrides.items() if value is not None]
+    return config_mod.load(args.config, overrides)
+
+
+# -- subcommands ---------------------------------------------------------------------------------------------
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from vj.render.offline import render_video
+
+    size = args.size or (None, None)
+    cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
+                           "render.seed": args.seed, "optimizer.steps_per_frame": args.steps})
+    result = render_video(args.audio, args.output, cfg, lrc_path=args.lrc, frames_log=args.frames_log,
+                          progress=not args.quiet)
+    print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s of audio)")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    from vj.engine.show import run_live
+
+    cfg = _config(args)
+    return run_live(cfg, lrc_path=args.lrc, duration=args.duration)
+
+
+def cmd_rehearse(args: argparse.Namespace) -> int:
+    from vj.engine.show import run_rehearsal
+
+    cfg = _config(args)
+    return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from vj.devices import describe_devices
+
+    for section, lines in describe_devices().items():
+        print(f"{section}:")
+        for line in lines:
+            print(f"  {line}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from vj.models import registry
+
+    cfg = _config(args)
+    cache = registry.cache_dir(cfg.model.cache_dir or None)
+    print(f"cache: {cache}")
+    print("generators (StyleGAN3, NVIDIA):")
+    for name, known in registry.GENERATORS.items():
+        mark = "cached" if registry.is_cached(name, cache) else "-"
+        default = " (default)" if name == registry.DEFAULT_GENERATOR else ""
+        print(f"  {name:34s} {known.config}  {known.resolution:5d}px  {mark}{default}")
+    print("CLIP (open_clip):")
+    for name in registry.CLIP_MODELS:
+        default = " (default)" if name == registry.DEFAULT_CLIP else ""
+        print(f"  {name}{default}")
+    print("  tiny  (random 2-layer model for tests and the offline demo)")
+    return 0
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from vj.models import registry
+
+    cfg = _config(args)
+    cache = registry.cache_dir(cfg.model.cache_dir or None)
+    if args.name in registry.GENERATORS:
+        path = registry.fetch_generator(args.name, cache, quiet=args.quiet, base_url=args.base_url)
+        print(f"{args.name}: {path}")
+        return 0
+    from vj.models.clip import ClipLoadError, load_clip
+
+    try:
+        load_clip(args.name, "cpu", "fp32", registry.clip_cache_dir(cache))
+    except ClipLoadError as e:
+        raise registry.DownloadError(str(e)) from None
+    print(f"{args.name}: cached under {registry.clip_cache_dir(cache)}")
+    return 0
+
+
+def cmd_models_convert(args: argparse.Namespace) -> int:
+    from vj.models.checkpoints import convert
+
+    weights, config = convert(args.checkpoint)
+    print(f"wrote {weights} and {config}")
+    return 0
+
+
+def cmd_models_sample(args: argparse.Namespace) -> int:
+    from vj.models.sample import sample_images
+
+    paths = sample_images(args.checkpoint, args.seeds, args.output, psi=args.psi, translate=args.translate,
+                          rotate=args.rotate)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_cues_check(args: argparse.Namespace) -> int:
+    from vj.cues.lrc import read_lrc
+
+    sheet = read_lrc(args.file, lenient=not args.strict)
+    for warning in sheet.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"tags": sheet.tags, "cues": [
+            {"time": round(c.time, 6), "text": c.text, "line": c.line,
+             "prompts": [{"text": p.text, "weight": p.weight} for p in c.prompts],
+             "words": [{"time": round(t, 6), "word": w} for t, w in c.words],
+             "transition": c.transition, "boost": c.boost, "steps": c.steps, "clear": c.clear}
+            for c in sheet.cues]}, ensure_ascii=False, indent=1))
+    else:
+        for tag, value in sheet.tags.items():
+            print(f"[{tag}] {value}")
+        for i, c in enumerate(sheet.cues):
+            minutes, seconds = divmod(c.time, 60)
+            print(f"{i:3d}  {int(minutes):02d}:{seconds:05.2f}  {c.text or '(hold)' if not c.clear else '(clear)'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vj import bench
+
+    results = bench.quick(args.what, out=args.output)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+# -- the parser ----------------------------------------------------------------------------------------------
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="TOML config file (default: built-in defaults, "
+                        "as listed in configs/default.toml)")
+    common.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override one config key, e.g. --set optimizer.cutouts=32 (repeatable)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only, no progress bars")
+
+    parser = Parser(prog="vj", description="Real-time AI VJ engine: music and cues steer a CLIP-guided StyleGAN3.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, into=sub) -> Parser:
+        p = into.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("render", cmd_render, "render a music video offline: audio (+ LRC cue sheet) -> MP4 with the audio")
+    p.add_argument("audio", help="audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--lrc", metavar="FILE", help="LRC cue sheet: each [mm:ss.xx] line is the prompt from then on")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video file to write")
+    p.add_argument("--fps", type=positive_int, help="frames per second (default: render.fps, 30)")
+    p.add_argument("--size", type=parse_size, metavar="WxH", help="video size (default: render.width x height)")
+    p.add_argument("--seed", type=int, help="seed for the start latent and cutouts (default: render.seed)")
+    p.add_argument("--steps", type=positive_int, help="guided steps per frame (default: optimizer.steps_per_frame)")
+    p.add_argument("--frames-log", metavar="FILE", help="write one JSON line per frame (t, cue, prompts, loss)")
+
+    p = command("live", cmd_live, "perform: audio input, OSC and MIDI control, optional cue sheet, full-screen window")
+    p.add_argument("--lrc", metavar="FILE", help="cue sheet to follow from the start (wall clock)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit)")
+
+    p = command("rehearse", cmd_rehearse, "play an audio file through the speakers and follow its cue sheet")
+    p.add_argument("audio", help="audio file to play")
+    p.add_argument("--lrc", required=True, metavar="FILE", help="the cue sheet to rehearse")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds into the track")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: end of the track)")
+
+    command("devices", cmd_devices, "list audio devices, MIDI ports, the OpenGL renderer and CUDA devices")
+
+    models = sub.add_parser("models", help="known checkpoints and the cache; fetch, convert, sample",
+                            description="known checkpoints and the cache; fetch, convert, sample", parents=[common])
+    models.set_defaults(func=cmd_models_list)
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=Parser)
+    command("list", cmd_models_list, "list known checkpoints and which are cached", into=msub)
+    p = command("fetch", cmd_models_fetch, "download a known checkpoint (or CLIP model/tag) into the cache", into=msub)
+    p.add_argument("name", help="a name from `vj models`, e.g. stylegan3-t-ffhqu-256x256 or ViT-B-32/openai")
+    p.add_argument("--base-url", metavar="URL", help="download from this mirror instead of the published URL")
+    p = command("convert", cmd_models_convert, "export X.pkl to X.safetensors + X.json (the fast load path)", into=msub)
+    p.add_argument("checkpoint", help="an official StyleGAN3 .pkl")
+    p = command("sample", cmd_models_sample, "one PNG per seed from a checkpoint, as the reference gen_images.py",
+                into=msub)
+    p.add_argument("checkpoint", help=".pkl or .safetensors (or a known name that is cached)")
+    p.add_argument("--seeds", type=parse_seeds, default=[0, 1, 2, 3], help="e.g. 0-3 or 1,5,7 (default 0-3)")
+    p.add_argument("--psi", type=float, default=0.7, help="truncation psi (default 0.7)")
+    p.add_argument("--translate", type=parse_pair, default=(0.0, 0.0), metavar="X,Y", help="translate the image")
+    p.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="rotate the image (degrees)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNGs")
+
+    cues = sub.add_parser("cues", help="cue sheets", description="cue sheets", parents=[common])
+    csub = cues.add_subparsers(dest="cues_command", required=True, metavar="ACTION", parser_class=Parser)
+    p = command("check", cmd_cues_check, "validate an LRC cue sheet and print its cues", into=csub)
+    p.add_argument("file", help="the .lrc file")
+    p.add_argument("--json", action="store_true", help='print {"tags": {...}, "cues": [...]} as JSON')
+    p.add_argument("--strict", action="store_true", help="a malformed line is an error (default: warn and skip)")
+
+    p = command("bench", cmd_bench, "quick benchmarks of this machine (full ones: make bench)")
+    p.add_argument("what", nargs="?", default="all", choices=["all", "generator", "guidance", "compositor"],
+                   help="which part to measure (default all)")
+    p.add_argument("-o", "--output", metavar="FILE", help="also write the figures as JSON")
+    return parser
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from vj.audio.files import AudioFileError
+    from vj.cues.lrc import LrcError
+    from vj.models.checkpoints import CheckpointError
+    from vj.models.loading import ModelError
+    from vj.models.registry import DownloadError
+
+    return (config_mod.ConfigError, LrcError, AudioFileError, CheckpointError, ModelError, DownloadError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except _known_errors() as e:
+        print(f"vj {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The one typed config: frozen dataclasses, read from TOML, overridden by `--set section.key=value`.
+
+The defaults here are the defaults; `configs/default.toml` spells them out for people (a test keeps the two equal).
+An unknown section or key, or a value of the wrong type, is a `ConfigError` naming the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(Exception):
+    """A bad config file or override; the message names the key and the source."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    generator: str = "stylegan3-t-ffhqu-256x256"  # known name (`vj models`), a .pkl/.safetensors path, or "tiny"
+    clip: str = "ViT-B-32/openai"       # open_clip "model/pretrained", a local checkpoint path, or "tiny"
+    device: str = "auto"                # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
+    precision: str = "auto"             # "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+    cache_dir: str = ""                 # weights cache; "" = $VJ_CACHE or ~/.cache/vj
+    offline_fallback: bool = True       # no weights and no network: run tiny random networks, and say so
+    truncation_psi: float = 0.7         # starting latent's truncation towards the average
+    seed: int = 0                       # starting latent and cutout randomness
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    steps_per_frame: int = 3            # guided steps per generated frame (live-changeable)
+    cutouts: int = 16                   # CLIP crops per step
+    cut_pow: float = 1.0                # cutout size distribution: >1 favours small crops
+    lr: float = 0.03                    # AdamW step size on the normalised latent
+    cue_boost: float = 3.0              # step-size multiplier right after a cue change
+    cue_boost_decay_s: float = 2.0      # seconds for that boost to fade
+    audio_gain: float = 1.0             # how much the onset/beat envelope raises the step size (0 = off)
+    latent_reg: float = 0.05            # pull of the latent towards the generator's distribution
+    display_ema: float = 0.6            # smoothing of the displayed latent (0 = none, 0.99 = very slow)
+    latent_space: str = "w"             # "w" (one vector) or "w+" (one per layer)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    device: str = ""                    # input device name substring or index; "" = system default
+    sample_rate: int = 48000            # Hz
+    block_size: int = 256               # samples per callback block
+    channel: int = -1                   # input channel to use; -1 = mix all
+    fft_size: int = 1024                # analysis window in samples
+    band_edges: list[float] = field(default_factory=lambda: [20.0, 250.0, 4000.0, 16000.0])  # Hz: bass, mid, high
+    attack_s: float = 0.005             # envelope rise time
+    release_s: float = 0.25             # envelope fall time
+
+
+@dataclass(frozen=True)
+class CuesConfig:
+    transition_s: float = 1.0           # crossfade between consecutive cues
+    lenient: bool = True                # skip malformed LRC lines with a warning instead of failing
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    osc_host: str = "127.0.0.1"         # OSC listen address; loopback unless asked
+    osc_port: int = 9010                # clear of Resolume (7000) and AbletonOSC (11000/11001)
+    midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
+    midi_mapping: str = ""              # mapping TOML file (configs/midi/*.toml)
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    width: int = 1280                   # window size in pixels
+    height: int = 720
+    fullscreen: bool = False
+    monitor: int = 0                    # monitor index for full screen
+    vsync: bool = True
+    hud: bool = True                    # overlay with cue, fps, bpm (off for the audience)
+    effects: list[str] = field(default_factory=lambda: ["feedback", "zoom_pulse", "hue_shift", "rgb_split", "vignette"])
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    fps: int = 30                       # frames per second of the video
+    width: int = 512                    # video size in pixels
+    height: int = 512
+    seed: int = 0                       # overrides model.seed for a render when not 0
+    crf: int = 20                       # H.264 quality (lower is better, 18-28 sensible)
+    audio_bitrate: int = 192000         # AAC bits per second
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    cues: CuesConfig = field(default_factory=CuesConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+
+def _check(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Returns value if it fits the annotation (ints are accepted as floats), else raises ConfigError."""
+    origin = typing.get_origin(annotation)
+    if origin in (list, types.GenericAlias) or annotation is list:
+        (item_type,) = typing.get_args(annotation) or (Any,)
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {_describe(value)}")
+        return [_check(v, item_type, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {_describe(value)}")
+    if annotation is Any or isinstance(value, annotation):
+        return value
+    raise ConfigError(f"{source}: {key} must be {annotation.__name__}, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _apply(config: Config, section: str, key: str, value: Any, source: str) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    if section not in sections:
+        raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
+    current = getattr(config, section)
+    hints = typing.get_type_hints(type(current))
+    if key not in hints:
+        raise ConfigError(f"{source}: unknown key {section}.{key} (known in [{section}]: {', '.join(hints)})")
+    checked = _check(value, hints[key], f"{section}.{key}", source)
+    return dataclasses.replace(config, **{section: dataclasses.replace(current, **{key: checked})})
+
+
+def from_dict(data: dict, source: str, base: Config | None = None) -> Config:
+    config = base or Config()
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: {section} must be a [section] table, got {_describe(table)}")
+        for key, value in table.items():
+            config = _apply(config, section, key, value, source)
+    return config
+
+
+def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Defaults, then the TOML file (if any), then `section.key=value` overrides, each checked."""
+    config = Config()
+    if path:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        config = from_dict(data, str(path), config)
+    for item in overrides:
+        config = apply_override(config, item)
+    return config
+
+
+def apply_override(config: Config, item: str) -> Config:
+    """One `section.key=value`; the value is read as TOML (`3`, `0.5`, `true`, `[1, 2]`, `"x"`) or a bare string."""
+    source = f"--set {item}"
+    name, sep, text = item.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(f"{source}: expected section.key=value")
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text  # a bare word: accepted where the key is a string, refused by the type check elsewhere
+    return _apply(config, section, key.strip(), value, source)
+
+
+def to_dict(config: Config) -> dict:
+    return dataclasses.asdict(config)

@@ -1,0 +1,62 @@
+"""The cue timeline: which cue is live at time t, and the prompt mix with its crossfade weights.
+
+Pure and clock-free: callers pass the show time (audio playback position, wall clock since the start cue, or
+frame index / fps offline), so the same sheet gives the same mix live, in rehearsal and in a render.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+from vj.cues.lrc import Cue, CueSheet
+from vj.cues.prompts import WeightedPrompt
+
+
+@dataclass(frozen=True)
+class CueState:
+    index: int                          # live cue (-1 before the first)
+    prompts: tuple[WeightedPrompt, ...]  # the mix, weights already multiplied by the crossfade
+    since_change: float                 # seconds since the live cue started (inf before the first)
+    fade: float                         # 0..1 progress of the crossfade into the live cue
+    cue: Cue | None = None              # the live cue
+    next_cue: Cue | None = None         # the one after it, for preview
+
+
+def mix(a: tuple[WeightedPrompt, ...], b: tuple[WeightedPrompt, ...], alpha: float) -> tuple[WeightedPrompt, ...]:
+    """(1 - alpha) * a + alpha * b, merging prompts with the same text; zero weights dropped."""
+    weights: dict[str, float] = {}
+    for prompts, scale in ((a, 1.0 - alpha), (b, alpha)):
+        for p in prompts:
+            weights[p.text] = weights.get(p.text, 0.0) + p.weight * scale
+    return tuple(WeightedPrompt(text, w) for text, w in weights.items() if w != 0.0)
+
+
+class Timeline:
+    def __init__(self, sheet: CueSheet, transition_s: float = 1.0):
+        self.sheet = sheet
+        self.cues = sheet.cues
+        self.transition_s = transition_s
+        self.times = [c.time for c in self.cues]
+        # What each cue shows: its own prompts, or the held prompts of the cue before (empty line), or none.
+        self.effective: list[tuple[WeightedPrompt, ...]] = []
+        held: tuple[WeightedPrompt, ...] = ()
+        for cue in self.cues:
+            held = () if cue.clear else (cue.prompts or held)
+            self.effective.append(held)
+
+    def index_at(self, t: float) -> int:
+        return bisect.bisect_right(self.times, t) - 1
+
+    def at(self, t: float) -> CueState:
+        i = self.index_at(t)
+        next_cue = self.cues[i + 1] if i + 1 < len(self.cues) else None
+        if i < 0:
+            return CueState(-1, (), float("inf"), 1.0, None, next_cue)
+        cue = self.cues[i]
+        since = t - cue.time
+        transition = self.transition_s if cue.transition is None else cue.transition
+        previous = self.effective[i - 1] if i > 0 else ()
+        # Out of nothing (the first cue, or after a clear) a prompt takes hold at once; between prompts it fades.
+        fade = 1.0 if transition <= 0 or not previous else min(1.0, since / transition)
+        return CueState(i, mix(previous, self.effective[i], fade), since, fade, cue, next_cue)

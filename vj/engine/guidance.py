@@ -1,0 +1,52 @@
+"""Guidance: random cutouts of the generated image and the weighted spherical-distance loss against prompts.
+
+Cutouts are one `grid_sample` with a random affine per crop, so every step has the same shapes whatever the
+crop sizes (static shapes for CUDA graphs / torch.compile). Sizes follow the `cut_pow` distribution of the
+CLIP-guided notebooks: size = min + (max - min) * u ** cut_pow, u uniform; a random horizontal flip and a little
+noise are the cheap augmentations.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def make_cutouts(
+    images: torch.Tensor,               # [B, 3, H, W] in 0..1
+    cutouts: int,                       # crops per image
+    size: int,                          # output side in pixels (CLIP input size)
+    cut_pow: float,                     # >1 favours small crops
+    generator: torch.Generator | None = None,
+    min_frac: float = 0.25,             # smallest crop as a fraction of the image side
+    noise: float = 0.02,                # std of added noise
+) -> torch.Tensor:                      # [B * cutouts, 3, size, size]
+    batch = images.shape[0]
+    n = batch * cutouts
+    u = torch.rand(n, 4, device=images.device, generator=generator)
+    scale = min_frac + (1.0 - min_frac) * u[:, 0].pow(cut_pow)       # crop side / image side
+    offset_x = (u[:, 1] * 2 - 1) * (1 - scale)                        # keep the crop inside the image
+    offset_y = (u[:, 2] * 2 - 1) * (1 - scale)
+    flip = torch.where(u[:, 3] < 0.5, -1.0, 1.0)
+    zero = torch.zeros_like(scale)
+    theta = torch.stack([scale * flip, zero, offset_x, zero, scale, offset_y], 1).reshape(n, 2, 3)
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    source = images.repeat_interleave(cutouts, dim=0)
+    out = F.grid_sample(source, grid.to(images.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
+    if noise > 0:
+        out = out + noise * torch.randn(out.shape, device=out.device, dtype=out.dtype, generator=generator)
+    return out
+
+
+def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared great-circle distance between unit vectors, broadcast over leading dims (0 = same, ~2.47 = opposite)."""
+    return (a - b).norm(dim=-1).div(2).clamp(max=1).arcsin().pow(2).mul(2)
+
+
+def prompt_loss(
+    image_embeds: torch.Tensor,         # [N, D] unit-norm (cutouts)
+    text_embeds: torch.Tensor,          # [P, D] unit-norm (prompt slots)
+    weights: torch.Tensor,              # [P] mix weights; 0 for unused slots, negative pushes away
+) -> tuple[torch.Tensor, torch.Tensor]:  # (weighted loss [], per-prompt distance [P])
+    per_prompt = spherical_distance(image_embeds.unsqueeze(1), text_embeds.unsqueeze(0)).mean(0)
+    return (per_prompt * weights).sum(), per_prompt

@@ -1,0 +1,123 @@
+"""The per-frame latent optimiser: a few CLIP-guided steps on a normalised W latent, and a smoothed display latent.
+
+The latent is optimised as q = (w - w_avg) / w_std, with w_std estimated once from mapped samples, so one step
+size suits every generator. The update is AdamW with beta1 = 0 (no momentum: a cue change turns the image at
+once instead of coasting), written as plain tensor ops so that a step has static shapes and no host syncs.
+Prompts sit in a fixed number of slots (unused slots weigh 0), so a new prompt mix changes data, not shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vj.config import OptimizerConfig
+from vj.cues.prompts import WeightedPrompt
+from vj.engine.guidance import make_cutouts, prompt_loss
+from vj.models.clip import ClipGuide
+from vj.models.stylegan3 import Generator
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPTS = 8                         # prompt slots per step
+W_STD_SAMPLES = 1024                    # mapped samples for the w_std estimate
+
+
+@dataclass
+class StepResult:
+    loss: torch.Tensor                  # [] weighted guidance loss of the step (before the update)
+    per_prompt: torch.Tensor            # [MAX_PROMPTS] spherical distance to each slot
+
+
+def learning_rate(cfg: OptimizerConfig, since_cue_change: float, envelope: float) -> float:
+    """Base rate x cue boost (decaying after a change) x audio multiplier (onset/beat envelope 0..1)."""
+    boost = 1.0 + (cfg.cue_boost - 1.0) * math.exp(-max(since_cue_change, 0.0) / max(cfg.cue_boost_decay_s, 1e-3))
+    return cfg.lr * boost * (1.0 + cfg.audio_gain * min(max(envelope, 0.0), 1.0))
+
+
+class LatentOptimizer:
+    def __init__(
+        self,
+        G: Generator,
+        clip: ClipGuide,
+        cfg: OptimizerConfig,
+        seed: int = 0,                  # start latent (as the reference's seeds) and cutout randomness
+        truncation_psi: float = 0.7,    # start latent's pull towards w_avg
+    ):
+        if cfg.latent_space not in ("w", "w+"):
+            raise ValueError(f"optimizer.latent_space must be 'w' or 'w+', got {cfg.latent_space!r}")
+        self.G, self.clip, self.cfg = G, clip, cfg
+        self.device = clip.device
+        self.num_ws = G.num_ws
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.cutouts = cfg.cutouts
+        with torch.no_grad():
+            samples = torch.from_numpy(np.random.RandomState(seed + 1).randn(W_STD_SAMPLES, G.z_dim)).float()
+            mapped = G.mapping(samples.to(self.device), None)[:, 0]  # [S, w_dim]
+            self.w_avg = G.mapping.w_avg.detach().clone()
+            self.w_std = mapped.std(0).clamp(min=1e-3)
+            z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).float().to(self.device)
+            w0 = G.mapping(z, None, truncation_psi=truncation_psi)  # [1, num_ws, w_dim]
+        layers = 1 if cfg.latent_space == "w" else self.num_ws
+        self.q = ((w0[:, :layers] - self.w_avg) / self.w_std).contiguous()  # [1, L, w_dim]
+        self.v = torch.zeros_like(self.q)
+        self.steps_taken = torch.zeros((), device=self.device)
+        self.display_w = w0.clone()  # [1, num_ws, w_dim]
+        self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
+        self.slot_weights = torch.zeros(MAX_PROMPTS, device=self.device)
+        self.lr = torch.tensor(cfg.lr, device=self.device)
+
+    # -- prompts ----------------------------------------------------------------------------------------
+    def set_prompts(self, prompts: tuple[WeightedPrompt, ...] | list[WeightedPrompt]) -> None:
+        """Fills the prompt slots from a mix (the largest |weight| first if there are too many)."""
+        prompts = sorted(prompts, key=lambda p: -abs(p.weight))
+        if len(prompts) > MAX_PROMPTS:
+            log.warning("%d prompts in the mix; guiding with the %d strongest", len(prompts), MAX_PROMPTS)
+            prompts = prompts[:MAX_PROMPTS]
+        self.slot_weights.zero_()
+        if prompts:
+            self.slot_embeds[: len(prompts)] = self.clip.encode_text([p.text for p in prompts])
+            self.slot_weights[: len(prompts)] = torch.tensor([p.weight for p in prompts], device=self.device)
+
+    # -- the hot loop -----------------------------------------------------------------------------------
+    def latent_w(self, q: torch.Tensor) -> torch.Tensor:
+        return (self.w_avg + q * self.w_std).expand(1, self.num_ws, -1)  # [1, num_ws, w_dim]
+
+    def loss(self, q: torch.Tensor, transform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(total loss, guidance loss, per-prompt distances) of latent q; differentiable in q."""
+        image = self.G.synthesis(self.latent_w(q), transform=transform)  # [1, 3, H, W] in about -1..1
+        cuts = make_cutouts((image + 1) / 2, self.cutouts, self.clip.input_size, self.cfg.cut_pow, self.generator)
+        guidance, per_prompt = prompt_loss(self.clip.encode_image(cuts), self.slot_embeds, self.slot_weights)
+        return guidance + self.cfg.latent_reg * q.square().mean(), guidance, per_prompt
+
+    def step(self, lr: float | None = None, transform: torch.Tensor | None = None) -> StepResult:
+        """One guided step at learning rate lr (None = base rate)."""
+        if lr is not None:
+            self.lr.fill_(lr)
+        q = self.q.detach().requires_grad_(True)
+        total, guidance, per_prompt = self.loss(q, transform)
+        (grad,) = torch.autograd.grad(total, q)
+        with torch.no_grad():
+            _adamw_beta1_zero(self.q, self.v, grad, self.steps_taken, self.lr)
+        return StepResult(guidance.detach(), per_prompt.detach())
+
+    def frame(self, transform: torch.Tensor | None = None) -> torch.Tensor:
+        """Moves the display latent towards the optimised one and renders it: [3, H, W] in 0..1."""
+        with torch.no_grad():
+            target = self.latent_w(self.q)
+            self.display_w.lerp_(target, 1.0 - self.cfg.display_ema)
+            image = self.G.synthesis(self.display_w, transform=transform)
+        return ((image[0] + 1) / 2).clamp(0, 1)
+
+
+def _adamw_beta1_zero(q: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, lr: torch.Tensor,
+                      beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+    """In place: v <- EMA of grad^2; q <- q * (1 - lr * wd) - lr * grad / (sqrt(v_hat) + eps)."""
+    t.add_(1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    v_hat = v / (1 - torch.pow(beta2, t))
+    q.mul_(1 - lr * weight_decay).sub_(lr * grad / (v_hat.sqrt() + eps))

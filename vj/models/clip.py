@@ -1,0 +1,115 @@
+"""CLIP for guidance: an open_clip model, its text embeddings cached per prompt, a differentiable image path.
+
+`load_clip("ViT-B-32/openai")` (or `"ViT-B-32"` for the default tag, a local checkpoint `path/to/x.pt` with
+`model.clip_arch`, or `"tiny"`: a 2-layer random model for tests and the offline demo).
+The image path takes [B, 3, S, S] images in 0..1 already at the model's input size (the cutouts make them) and
+applies the model's own mean/std; everything stays on the device, no host syncs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+TINY_ARCH = "vj-tiny-clip"
+_configs_added = False
+
+
+class ClipLoadError(Exception):
+    """CLIP weights that could not be had, with what to do about it."""
+
+
+def _add_tiny_config() -> None:
+    global _configs_added
+    if not _configs_added:
+        import open_clip
+
+        open_clip.add_model_config(Path(__file__).parent / "clip_configs")
+        _configs_added = True
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """'ViT-B-32/openai' -> ('ViT-B-32', 'openai'); 'tiny' -> (tiny arch, None); a file -> ('ViT-B-32', path)."""
+    if spec == TINY:
+        return TINY_ARCH, None
+    if Path(spec).suffix in (".pt", ".pth", ".bin", ".safetensors"):
+        return "ViT-B-32", spec
+    name, _, tag = spec.partition("/")
+    return name, (tag or "openai")
+
+
+class ClipGuide(torch.nn.Module):
+    """An open_clip model with a text-embedding cache and a batched, differentiable image encoder."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, name: str, pretrained: str | None):
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.pretrained = pretrained
+        visual = model.visual
+        size = visual.image_size
+        self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        mean = getattr(visual, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)
+        std = getattr(visual, "image_std", None) or (0.26862954, 0.26130258, 0.27577711)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1), persistent=False)
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.encode_text(["x"]).shape[-1])
+
+    @torch.no_grad()
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """[P, D] unit-norm float32 embeddings; each prompt is encoded once and cached."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if missing:
+            tokens = self.tokenizer(missing).to(self.device)
+            embedded = self.model.encode_text(tokens).float()
+            for prompt, e in zip(missing, torch.nn.functional.normalize(embedded, dim=-1)):
+                self._text_cache[prompt] = e
+        if not prompts:
+            return torch.zeros(0, 1, device=self.device)
+        return torch.stack([self._text_cache[p] for p in prompts])
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, S, S] in 0..1 at input_size -> [B, D] unit-norm float32, differentiable."""
+        x = (images.float() - self.mean) / self.std
+        return torch.nn.functional.normalize(self.model.encode_image(x.to(self.dtype)).float(), dim=-1)
+
+
+def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "fp32",
+              cache_dir: Path | None = None, seed: int = 0) -> ClipGuide:
+    """Loads CLIP by spec; precision 'fp16'/'bf16' only on CUDA. Raises ClipLoadError when weights can't be had."""
+    import open_clip
+
+    name, pretrained = parse_spec(spec)
+    if name == TINY_ARCH:
+        _add_tiny_config()
+        torch.manual_seed(seed)
+    device = torch.device(device)
+    oc_precision = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}[precision if device.type == "cuda" else "fp32"]
+    try:
+        model = open_clip.create_model(name, pretrained=pretrained, precision=oc_precision, device=device,
+                                       cache_dir=str(cache_dir) if cache_dir else None)
+    except RuntimeError as e:
+        raise ClipLoadError(f"unknown CLIP model {spec!r}: {e}") from None
+    except Exception as e:  # noqa: BLE001  hub and network errors come in many types; all mean "no weights"
+        raise ClipLoadError(
+            f"could not get CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}. With network access, "
+            f"`vj models fetch {name}/{pretrained}` downloads them once into the cache") from None
+    return ClipGuide(model, open_clip.get_tokenizer(name), name, pretrained).to(device)

@@ -1,0 +1,100 @@
+"""Turns the [model] config into ready networks on a device: generator and CLIP, with the offline fallback.
+
+With no cached weights and no network, `offline_fallback` runs tiny random-initialised networks instead and says
+so in a warning, naming how to get the real weights. Tests ask for "tiny" directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vj.config import ModelConfig
+from vj.models import registry
+from vj.models.checkpoints import CheckpointError, load_generator
+from vj.models.clip import TINY, ClipGuide, ClipLoadError, load_clip
+from vj.models.stylegan3 import Generator
+
+log = logging.getLogger(__name__)
+
+# A small StyleGAN3-T: 64x64, a few hundred thousand parameters; runs a guided step in well under a second on CPU.
+TINY_GENERATOR = dict(z_dim=64, c_dim=0, w_dim=64, img_resolution=64, img_channels=3,
+                      mapping_kwargs=dict(num_layers=2), channel_base=1024, channel_max=32, num_layers=6)
+
+
+class ModelError(Exception):
+    """Networks that cannot be had, with the reason and what to do."""
+
+
+@dataclass
+class Models:
+    G: Generator
+    clip: ClipGuide
+    device: torch.device
+    notes: list[str] = field(default_factory=list)  # what fell back, in words for the user
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"model.device = {name!r} but no CUDA device is available (try \"auto\" or \"cpu\")")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name not in ("auto", "fp32", "fp16", "bf16"):
+        raise ModelError(f"model.precision must be auto, fp32, fp16 or bf16, got {name!r}")
+    if device.type != "cuda":
+        return "fp32"
+    return "fp16" if name == "auto" else name
+
+
+def tiny_generator(seed: int = 0) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(**TINY_GENERATOR).eval().requires_grad_(False)
+
+
+def _generator(spec: str, cache: Path, fallback: bool, seed: int, notes: list[str]) -> Generator:
+    if spec == TINY:
+        return tiny_generator(seed)
+    try:
+        if spec in registry.GENERATORS:
+            return load_generator(registry.fetch_generator(spec, cache))
+        return load_generator(spec)
+    except (registry.DownloadError, CheckpointError) as e:
+        if not fallback or (spec not in registry.GENERATORS):
+            raise ModelError(str(e)) from None
+        notes.append(f"generator {spec} is not available ({e}); running a tiny random generator instead. "
+                     f"Get the real one with `vj models fetch {spec}` when online.")
+        return tiny_generator(seed)
+
+
+def _clip(spec: str, cache: Path, device: torch.device, precision: str, fallback: bool, seed: int,
+          notes: list[str]) -> ClipGuide:
+    try:
+        return load_clip(spec, device, precision, registry.clip_cache_dir(cache), seed=seed)
+    except ClipLoadError as e:
+        if not fallback:
+            raise ModelError(str(e)) from None
+        notes.append(f"CLIP {spec} is not available ({e}); running a tiny random CLIP instead, so prompts will "
+                     f"not steer the picture meaningfully. Get it with `vj models fetch {spec}` when online.")
+        return load_clip(TINY, device, "fp32", seed=seed)
+
+
+def load_models(cfg: ModelConfig) -> Models:
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    cache = registry.cache_dir(cfg.cache_dir or None)
+    notes: list[str] = []
+    G = _generator(cfg.generator, cache, cfg.offline_fallback, cfg.seed, notes).to(device)
+    if precision == "bf16":
+        G.half_dtype = torch.bfloat16
+    clip = _clip(cfg.clip, cache, device, precision, cfg.offline_fallback, cfg.seed, notes)
+    for note in notes:
+        log.warning(note)
+    return Models(G, clip, device, notes)

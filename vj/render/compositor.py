@@ -1,0 +1,173 @@
+"""The compositor: newest generated frame -> temporal blend -> ordered GLSL effect chain -> output framebuffer.
+
+One compositor serves the live window and the offline render (a headless EGL context). Each pass is a
+full-screen triangle drawing into one of two ping-pong framebuffers; the final image is also kept as the
+"history" texture that feedback effects read on the next frame. Shaders live one per file in `shaders/`;
+`reload_changed()` recompiles edited ones, and a shader that fails to compile keeps the last good program and
+leaves the compiler's message in `errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import moderngl
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
+EFFECTS = ("feedback", "zoom_pulse", "hue_shift", "rgb_split", "kaleidoscope", "vignette")
+
+
+@dataclass
+class EffectInputs:
+    """What drives the effects on one displayed frame."""
+
+    time: float = 0.0                   # show time in seconds
+    rms: float = 0.0                    # audio features, 0..1
+    bass: float = 0.0
+    mid: float = 0.0
+    high: float = 0.0
+    onset: float = 0.0
+    beat: float = 0.0
+    blend: float = 1.0                  # 0 = previous generated frame, 1 = newest
+    amounts: dict[str, float] = field(default_factory=dict)  # per-effect strength; missing = 1
+
+
+def _source(path: Path) -> str:
+    """A shader file with `#include "x"` lines replaced by the included file (one level, from the same folder)."""
+    text = path.read_text(encoding="utf-8")
+    return re.sub(r'^#include "([^"]+)"\s*$', lambda m: (path.parent / m.group(1)).read_text(encoding="utf-8"),
+                  text, flags=re.M)
+
+
+class Compositor:
+    def __init__(self, ctx: moderngl.Context, width: int, height: int, effects: list[str] | tuple[str, ...],
+                 shader_dir: Path = SHADER_DIR):
+        unknown = [e for e in effects if e not in EFFECTS]
+        if unknown:
+            raise ValueError(f"unknown effect(s) {', '.join(unknown)}; known: {', '.join(EFFECTS)}")
+        self.ctx = ctx
+        self.size = (width, height)
+        self.effects = list(effects)
+        self.shader_dir = shader_dir
+        self.errors: dict[str, str] = {}
+        self.programs: dict[str, moderngl.Program] = {}
+        self.vaos: dict[str, moderngl.VertexArray] = {}
+        self.mtimes: dict[str, float] = {}
+        for name in ["blend", *self.effects]:
+            self._compile(name, first=True)
+        self.targets = [self._target() for _ in range(2)]
+        self.history = self._target()
+        self.frame_tex: moderngl.Texture | None = None
+        self.frame_prev_tex: moderngl.Texture | None = None
+
+    def _target(self) -> moderngl.Framebuffer:
+        tex = self.ctx.texture(self.size, 3)
+        tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        tex.repeat_x = tex.repeat_y = False
+        return self.ctx.framebuffer(color_attachments=[tex])
+
+    def _compile(self, name: str, first: bool = False) -> None:
+        path = self.shader_dir / f"{name}.frag"
+        try:
+            self.mtimes[name] = path.stat().st_mtime
+            program = self.ctx.program(vertex_shader=_source(self.shader_dir / "fullscreen.vert"),
+                                       fragment_shader=_source(path))
+        except (OSError, moderngl.Error) as e:
+            if first:
+                raise
+            self.errors[name] = str(e).strip()
+            log.warning("shader %s failed to compile; keeping the last good one:\n%s", path, self.errors[name])
+            return
+        self.errors.pop(name, None)
+        if name in self.vaos:
+            self.vaos[name].release()
+            self.programs[name].release()
+        self.programs[name] = program
+        self.vaos[name] = self.ctx.vertex_array(program, [])
+
+    def reload_changed(self) -> list[str]:
+        """Recompiles shaders whose files changed; returns their names."""
+        changed = []
+        for name in list(self.programs):
+            try:
+                mtime = (self.shader_dir / f"{name}.frag").stat().st_mtime
+            except OSError:
+                continue
+            if mtime != self.mtimes.get(name):
+                self._compile(name)
+                changed.append(name)
+        return changed
+
+    def upload(self, frame: np.ndarray) -> None:
+        """frame [H, W, 3] uint8 (top row first). The previous upload becomes the blend's older frame."""
+        h, w = frame.shape[:2]
+        if self.frame_tex is None or self.frame_tex.size != (w, h):
+            for tex in (self.frame_tex, self.frame_prev_tex):
+                if tex is not None:
+                    tex.release()
+            self.frame_tex, self.frame_prev_tex = self.ctx.texture((w, h), 3), self.ctx.texture((w, h), 3)
+            for tex in (self.frame_tex, self.frame_prev_tex):
+                tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            self.frame_tex.write(np.ascontiguousarray(frame, dtype=np.uint8))
+        self.frame_tex, self.frame_prev_tex = self.frame_prev_tex, self.frame_tex
+        self.frame_tex.write(np.ascontiguousarray(frame, dtype=np.uint8))
+
+    def _set(self, program: moderngl.Program, name: str, value) -> None:
+        if name in program:
+            program[name].value = value
+
+    def render(self, inputs: EffectInputs) -> moderngl.Framebuffer:
+        """Runs the chain; returns the framebuffer holding the output (valid until the next call)."""
+        if self.frame_tex is None:
+            raise RuntimeError("upload a frame before rendering")
+        ctx = self.ctx
+        blend = self.programs["blend"]
+        self.targets[0].use()
+        self.frame_tex.use(0)
+        self.frame_prev_tex.use(1)
+        self._set(blend, "u_frame", 0)
+        self._set(blend, "u_frame_prev", 1)
+        self._set(blend, "u_blend", float(inputs.blend))
+        self._set(blend, "u_resolution", self.size)
+        self._set(blend, "u_frame_size", self.frame_tex.size)
+        self.vaos["blend"].render(moderngl.TRIANGLES, vertices=3)
+        current = 0
+        for name in self.effects:
+            program = self.programs[name]
+            out = 1 - current
+            self.targets[out].use()
+            self.targets[current].color_attachments[0].use(0)
+            self.history.color_attachments[0].use(1)
+            for uniform, value in (
+                ("u_input", 0), ("u_history", 1), ("u_resolution", self.size), ("u_time", float(inputs.time)),
+                ("u_audio", (inputs.rms, inputs.bass, inputs.mid, inputs.high)), ("u_onset", float(inputs.onset)),
+                ("u_beat", float(inputs.beat)), ("u_amount", float(inputs.amounts.get(name, 1.0))),
+            ):
+                self._set(program, uniform, value)
+            self.vaos[name].render(moderngl.TRIANGLES, vertices=3)
+            current = out
+        ctx.copy_framebuffer(self.history, self.targets[current])
+        return self.targets[current]
+
+    def read(self, fbo: moderngl.Framebuffer) -> np.ndarray:
+        """The framebuffer's pixels as [H, W, 3] uint8, top row first."""
+        data = fbo.read(components=3, alignment=1)
+        return np.frombuffer(data, dtype=np.uint8).reshape(self.size[1], self.size[0], 3)[::-1]
+
+    def release(self) -> None:
+        fbos = [*self.targets, self.history]
+        for obj in [*self.vaos.values(), *self.programs.values(), *fbos, *(f.color_attachments[0] for f in fbos),
+                    self.frame_tex, self.frame_prev_tex]:
+            if obj is not None:
+                obj.release()
+
+
+def headless_context() -> moderngl.Context:
+    """A standalone OpenGL 3.3+ context through EGL (no window, no display)."""
+    return moderngl.create_context(standalone=True, backend="egl")

@@ -1,0 +1,111 @@
+"""The offline render: audio file + cue sheet -> guided frames -> shader chain -> MP4 with the audio muxed.
+
+Frame i is made from the audio features and cues at t = i / fps (features are causal: only audio up to t),
+so a render is deterministic for a seed and follows the same rules as the live show. The video has
+ceil(duration * fps) frames, so it lasts as long as the audio to within one frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vj.audio.features import FeatureExtractor
+from vj.audio.files import features_at_frames, read_audio
+from vj.config import Config
+from vj.cues.lrc import CueSheet, read_lrc
+from vj.cues.prompts import format_prompts
+from vj.cues.timeline import Timeline
+from vj.engine.optimizer import LatentOptimizer, learning_rate
+from vj.models.loading import Models, load_models
+from vj.render.compositor import Compositor, EffectInputs, headless_context
+from vj.render.video import VideoWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RenderResult:
+    path: Path
+    frames: int
+    duration: float                     # seconds of audio
+    notes: list[str]                    # fallbacks taken (tiny networks), in words
+
+
+def effect_inputs(t: float, features, blend: float = 1.0) -> EffectInputs:
+    bands = tuple(features.bands) + (0.0, 0.0, 0.0)
+    return EffectInputs(time=t, rms=features.rms, bass=bands[0], mid=bands[1], high=bands[2],
+                        onset=features.onset, beat=features.onset, blend=blend)
+
+
+def render_video(
+    audio_path: str | Path,
+    out_path: str | Path,
+    cfg: Config,
+    lrc_path: str | Path | None = None,
+    frames_log: str | Path | None = None,
+    progress: bool = True,
+    models: Models | None = None,      # preloaded networks (tests); None = from cfg.model
+) -> RenderResult:
+    r = cfg.render
+    samples, sample_rate = read_audio(audio_path)
+    duration = samples.shape[0] / sample_rate
+    sheet = read_lrc(lrc_path, lenient=cfg.cues.lenient) if lrc_path else CueSheet()
+    for warning in sheet.warnings:
+        log.warning(warning)
+    timeline = Timeline(sheet, cfg.cues.transition_s)
+    models = models or load_models(cfg.model)
+    seed = r.seed or cfg.model.seed
+    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=seed, truncation_psi=cfg.model.truncation_psi)
+    extractor = FeatureExtractor(sample_rate, cfg.audio.block_size, cfg.audio.fft_size, tuple(cfg.audio.band_edges),
+                                 cfg.audio.attack_s, cfg.audio.release_s)
+    n_frames = max(1, math.ceil(duration * r.fps))
+    ctx = headless_context()
+    compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
+    log_file = open(frames_log, "w", encoding="utf-8") if frames_log else None
+    steps = cfg.optimizer.steps_per_frame
+    last_prompts = None
+    try:
+        with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
+            frames = features_at_frames(samples, sample_rate, r.fps, extractor, n_frames)
+            for i, features in enumerate(tqdm(frames, total=n_frames, desc="render", unit="frame", disable=not progress,
+                                             mininterval=1.0)):
+                t = i / r.fps
+                state = timeline.at(t)
+                if state.prompts != last_prompts:
+                    optimizer.set_prompts(state.prompts)
+                    last_prompts = state.prompts
+                if state.cue is not None and state.cue.steps is not None:
+                    steps = state.cue.steps
+                boosted = cfg.optimizer if state.cue is None or state.cue.boost is None else \
+                    dataclasses.replace(cfg.optimizer, cue_boost=state.cue.boost)
+                lr = learning_rate(boosted, state.since_change, features.onset)
+                result = None
+                for _ in range(steps):
+                    result = optimizer.step(lr)
+                image = optimizer.frame()
+                frame = (image.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+                compositor.upload(frame)
+                writer.write(compositor.read(compositor.render(effect_inputs(t, features))))
+                if log_file:
+                    log_file.write(json.dumps({
+                        "frame": i, "t": round(t, 6), "cue": state.index,
+                        "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in state.prompts],
+                        "mix": format_prompts(list(state.prompts)),
+                        "loss": None if result is None else round(float(result.loss), 6),
+                        "lr": round(lr, 6), "onset": round(features.onset, 4),
+                    }) + "\n")
+    finally:
+        if log_file:
+            log_file.close()
+        compositor.release()
+        ctx.release()
+    return RenderResult(Path(out_path), n_frames, duration, models.notes)
+
