@@ -83,6 +83,7 @@ class DisplayConfig:
     fullscreen: bool = False
     monitor: int = 0                    # monitor index for full screen
     vsync: bool = True
+    max_fps: float = 60.0               # cap on the draw rate when vsync does not hold it (0 = no cap)
     hud: bool = True                    # overlay with cue, fps, bpm (off for the audience)
     effects: list[str] = field(default_factory=lambda: ["feedback", "zoom_pulse", "hue_shift", "rgb_split", "vignette"])
 

@@ -1,0 +1,174 @@
+"""Live audio: input from a device, or a file played to the speakers; both feed the same causal analysis.
+
+The sounddevice callbacks only copy samples into a preallocated ring buffer and return (no allocation, no locks,
+no printing). An analysis thread drains the ring into a `FeatureExtractor` and publishes each `AudioFeatures`
+snapshot by plain assignment, so readers never wait on the audio thread. Overruns and dropped blocks are
+counted, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from vj.audio.features import SILENCE, AudioFeatures, FeatureExtractor
+
+log = logging.getLogger(__name__)
+
+
+class RingBuffer:
+    """Single-producer, single-consumer ring of mono float32 samples. The producer never blocks: when the
+    consumer falls behind by more than the capacity, the oldest samples are overwritten and counted as dropped."""
+
+    def __init__(self, capacity: int):
+        self.data = np.zeros(capacity, dtype=np.float32)
+        self.capacity = capacity
+        self.written = 0                # total samples ever written (only the producer changes it)
+        self.read_pos = 0               # total samples ever read (only the consumer changes it)
+        self.dropped = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        n = samples.shape[0]
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self.data[start:start + first] = samples[:first]
+        self.data[: n - first] = samples[first:]
+        self.written += n
+
+    def read(self, n: int) -> np.ndarray | None:
+        """The next n samples, or None if fewer are available."""
+        lag = self.written - self.read_pos
+        if lag > self.capacity:  # overwritten before we got to them
+            self.dropped += lag - self.capacity
+            self.read_pos = self.written - self.capacity
+        if self.written - self.read_pos < n:
+            return None
+        start = self.read_pos % self.capacity
+        idx = (start + np.arange(n)) % self.capacity
+        self.read_pos += n
+        return self.data[idx]
+
+
+class AudioAnalyzer:
+    """Drains a ring into a FeatureExtractor on its own thread; `features` is the newest snapshot."""
+
+    def __init__(self, ring: RingBuffer, extractor: FeatureExtractor):
+        self.ring, self.extractor = ring, extractor
+        self.features: AudioFeatures = SILENCE
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vj-audio-analysis", daemon=True)
+
+    def start(self) -> "AudioAnalyzer":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        hop = self.extractor.block_size
+        while not self._stop.is_set():
+            block = self.ring.read(hop)
+            if block is None:
+                time.sleep(hop / self.extractor.sample_rate / 2)
+                continue
+            self.features = self.extractor(block)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+
+
+class LiveInput:
+    """An input device, mixed (channel -1) or one channel, copied into a ring by the callback."""
+
+    def __init__(self, device: str | int | None, sample_rate: int, block_size: int, channel: int = -1,
+                 ring_seconds: float = 2.0):
+        self.device = device if device not in ("", None) else None
+        self.sample_rate, self.block_size, self.channel = sample_rate, block_size, channel
+        self.ring = RingBuffer(int(sample_rate * ring_seconds))
+        self.overruns = 0
+        self.stream = None
+        self._mix = np.zeros(block_size * 8, dtype=np.float32)  # the callback mixes into this, no allocation
+
+    def _callback(self, indata, frames, time_info, status) -> None:
+        if status.input_overflow:
+            self.overruns += 1
+        if self.channel >= 0:
+            self.ring.write(indata[:, self.channel])
+        elif frames <= self._mix.shape[0]:
+            self.ring.write(np.mean(indata, axis=1, out=self._mix[:frames]))
+        else:
+            self.ring.write(indata.mean(axis=1))
+
+    def start(self) -> "LiveInput":
+        import sounddevice
+
+        device = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
+        info = sounddevice.query_devices(device, "input")
+        channels = max(1, min(int(info["max_input_channels"]), 2 if self.channel < 0 else self.channel + 1))
+        self.stream = sounddevice.InputStream(device=device, samplerate=self.sample_rate, blocksize=self.block_size,
+                                              channels=channels, dtype="float32", callback=self._callback)
+        self.stream.start()
+        log.info("listening to %s (%d ch, %d Hz, %d-sample blocks)", info["name"], channels, self.sample_rate,
+                 self.block_size)
+        return self
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
+class FilePlayback:
+    """Plays decoded samples to an output device; the playback position is the show clock. What is heard is
+    also what is analysed (the callback copies the played block into the ring)."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, device: str | int | None = None,
+                 start: float = 0.0):
+        self.samples = np.ascontiguousarray(samples[:, :2], dtype=np.float32)
+        self.sample_rate, self.block_size = sample_rate, block_size
+        self.device = device if device not in ("", None) else None
+        self.position = int(start * sample_rate)  # next sample to play; only the callback advances it
+        self.paused = False
+        self.ring = RingBuffer(int(sample_rate * 2))
+        self.underruns = 0
+        self.stream = None
+        self.finished = threading.Event()
+
+    @property
+    def clock(self) -> float:
+        return self.position / self.sample_rate
+
+    def seek(self, seconds: float) -> None:
+        self.position = int(min(max(seconds, 0.0), self.samples.shape[0] / self.sample_rate) * self.sample_rate)
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        if status.output_underflow:
+            self.underruns += 1
+        if self.paused:
+            outdata.fill(0)
+            return
+        pos = self.position
+        chunk = self.samples[pos:pos + frames]
+        n = chunk.shape[0]
+        outdata[:n] = chunk if outdata.shape[1] == chunk.shape[1] else chunk.mean(axis=1, keepdims=True)
+        outdata[n:] = 0
+        self.ring.write(outdata[:, 0] if outdata.shape[1] == 1 else outdata.mean(axis=1))
+        self.position = pos + n
+        if n < frames:
+            self.finished.set()
+
+    def start(self) -> "FilePlayback":
+        import sounddevice
+
+        device = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
+        self.stream = sounddevice.OutputStream(device=device, samplerate=self.sample_rate, blocksize=self.block_size,
+                                               channels=self.samples.shape[1], dtype="float32", callback=self._callback)
+        self.stream.start()
+        return self
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None

@@ -1,0 +1,101 @@
+"""The one show state: named parameters with ranges, the live prompt override and flags, as immutable snapshots.
+
+Writers (OSC, MIDI, keyboard, timeline) go through `set()`; it validates, clamps, builds a new snapshot and
+swaps it in with one assignment. Readers (engine worker, render loop) take `snapshot()` without any lock, so a
+burst of control messages can never stall a frame. Every change records who made it, for the HUD and logs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: float
+    low: float
+    high: float
+    unit: str = ""
+    help: str = ""
+
+    def clamp(self, value: float) -> float:
+        return min(self.high, max(self.low, value))
+
+
+PARAMS: dict[str, Param] = {p.name: p for p in (
+    Param("steps_per_frame", 3, 0, 16, "steps", "guided steps per generated frame (0 = hold the image)"),
+    Param("lr_scale", 1.0, 0.0, 4.0, "x", "multiplies the optimiser's step size"),
+    Param("audio_gain", 1.0, 0.0, 4.0, "x", "how much the onset envelope raises the step size"),
+    Param("feedback", 1.0, 0.0, 1.0, "", "trails effect amount"),
+    Param("zoom_pulse", 1.0, 0.0, 1.0, "", "beat zoom effect amount"),
+    Param("hue_shift", 0.3, 0.0, 1.0, "", "hue rotation amount"),
+    Param("rgb_split", 1.0, 0.0, 1.0, "", "chromatic split amount"),
+    Param("kaleidoscope", 0.0, 0.0, 1.0, "", "kaleidoscope mix"),
+    Param("vignette", 1.0, 0.0, 1.0, "", "vignette amount"),
+)}
+
+
+class ControlError(ValueError):
+    """A control message that cannot be applied; the message says which parameter and why."""
+
+
+@dataclass(frozen=True)
+class ShowSnapshot:
+    values: Mapping[str, float]         # every parameter's current value
+    prompt_override: str | None = None  # live prompt text (weighted syntax) that replaces the cue's, or None
+    freeze: bool = False                # hold the current image (no guided steps)
+    blackout: bool = False              # output black
+    quit: bool = False                  # the show should end
+    last_change: tuple[str, str, float] = ("", "", 0.0)  # (what, source, wall time)
+    version: int = 0
+
+
+class ShowState:
+    def __init__(self, defaults: Mapping[str, float] | None = None):
+        values = {name: p.default for name, p in PARAMS.items()}
+        values.update(defaults or {})
+        self._snapshot = ShowSnapshot(MappingProxyType(values))
+        self._write_lock = threading.Lock()  # between writers only; readers never take it
+        self.changes: list[tuple[float, str, str, object]] = []  # (time, source, what, value), for the control log
+
+    def snapshot(self) -> ShowSnapshot:
+        return self._snapshot
+
+    def _swap(self, source: str, what: str, value: object, **updates) -> ShowSnapshot:
+        with self._write_lock:
+            now = time.time()
+            current = self._snapshot
+            self._snapshot = replace(current, last_change=(what, source, now), version=current.version + 1, **updates)
+            self.changes.append((now, source, what, value))
+            return self._snapshot
+
+    def set(self, name: str, value: float, source: str) -> float:
+        """Sets a parameter (clamped to its range); returns the value applied."""
+        param = PARAMS.get(name)
+        if param is None:
+            raise ControlError(f"unknown parameter {name!r} (known: {', '.join(PARAMS)})")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ControlError(f"parameter {name} needs a number, got {value!r}") from None
+        if not math.isfinite(value):
+            raise ControlError(f"parameter {name} needs a finite number, got {value!r}")
+        value = param.clamp(value)
+        values = dict(self._snapshot.values)
+        values[name] = value
+        self._swap(source, name, value, values=MappingProxyType(values))
+        return value
+
+    def set_prompt(self, text: str | None, source: str) -> None:
+        self._swap(source, "prompt", text, prompt_override=text or None)
+
+    def set_flag(self, flag: str, on: bool, source: str) -> None:
+        if flag not in ("freeze", "blackout", "quit"):
+            raise ControlError(f"unknown flag {flag!r}")
+        self._swap(source, flag, bool(on), **{flag: bool(on)})

@@ -1,0 +1,193 @@
+"""`vj live` and `vj rehearse`: wires audio, control, cues, the engine worker and the window, then runs the
+render loop on the main thread.
+
+Threads: the audio callback (copies into a ring), the audio analysis thread, the OSC server thread, the engine
+worker (guided steps, publishes frames), and the main thread (draws at the display rate, never waits for the
+engine: it blends towards the newest published frame and applies audio effects on every displayed frame).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+import glfw
+import numpy as np
+
+from vj.audio.features import SILENCE, FeatureExtractor
+from vj.audio.files import read_audio
+from vj.audio.stream import AudioAnalyzer, FilePlayback, LiveInput
+from vj.config import Config
+from vj.control.osc import OscControl
+from vj.control.state import PARAMS, ShowState
+from vj.cues.lrc import read_lrc
+from vj.cues.timeline import Timeline
+from vj.engine.optimizer import LatentOptimizer
+from vj.engine.worker import EngineWorker
+from vj.models.loading import load_models
+from vj.render.compositor import EFFECTS, Compositor
+from vj.render.offline import effect_inputs
+from vj.render.window import Window
+
+log = logging.getLogger(__name__)
+
+
+def _extractor(cfg: Config, sample_rate: int) -> FeatureExtractor:
+    a = cfg.audio
+    return FeatureExtractor(sample_rate, a.block_size, a.fft_size, tuple(a.band_edges), a.attack_s, a.release_s)
+
+
+def _timeline(cfg: Config, lrc_path: str | Path | None) -> Timeline | None:
+    if not lrc_path:
+        return None
+    sheet = read_lrc(lrc_path, lenient=cfg.cues.lenient)
+    for warning in sheet.warnings:
+        log.warning(warning)
+    return Timeline(sheet, cfg.cues.transition_s)
+
+
+def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None) -> int:
+    timeline = _timeline(cfg, lrc_path)
+    source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
+    analyzer = AudioAnalyzer(source.ring, _extractor(cfg, cfg.audio.sample_rate))
+    start = [0.0]
+
+    def begin() -> None:
+        try:
+            source.start()
+        except Exception as e:  # noqa: BLE001  no input device must not stop the show: it runs on silence
+            log.warning("no audio input (%s: %s); running without sound reaction", type(e).__name__, e)
+        analyzer.start()
+        start[0] = time.perf_counter()
+
+    try:
+        return _run_show(cfg, lambda: time.perf_counter() - start[0], lambda: analyzer.features, timeline, duration,
+                         begin=begin)
+    finally:
+        analyzer.stop()
+        source.stop()
+
+
+def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, duration: float | None = None,
+                  start: float = 0.0) -> int:
+    timeline = _timeline(cfg, lrc_path)
+    samples, rate = read_audio(audio_path)
+    players = [FilePlayback(samples, rate, cfg.audio.block_size, start=start)]
+    analyzer = AudioAnalyzer(players[0].ring, _extractor(cfg, rate))
+
+    def begin() -> None:
+        try:
+            players[0].start()
+        except Exception as e:  # noqa: BLE001  no output device: rehearse silently rather than not at all
+            log.warning("no audio output (%s: %s); following the track silently by the wall clock",
+                        type(e).__name__, e)
+            players[0] = _SilentPlayback(samples, rate, cfg.audio.block_size, start)
+            analyzer.ring = players[0].ring
+        analyzer.start()
+
+    end = samples.shape[0] / rate - start
+    try:
+        return _run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
+                         min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin)
+    finally:
+        analyzer.stop()
+        players[0].stop()
+
+
+class _SilentPlayback(FilePlayback):
+    """File playback without an output device: a timer thread plays into a dummy buffer at real time."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, start: float):
+        super().__init__(samples, sample_rate, block_size, start=start)
+        import threading
+
+        self._running = True
+        self._thread = threading.Thread(target=self._tick, name="vj-silent-playback", daemon=True)
+        self._thread.start()
+
+    def _tick(self) -> None:
+        out = np.zeros((self.block_size, self.samples.shape[1]), dtype=np.float32)
+        status = type("Status", (), {"output_underflow": False})()
+        next_time = time.perf_counter()
+        while self._running:
+            self._callback(out, self.block_size, None, status)
+            next_time += self.block_size / self.sample_rate
+            time.sleep(max(0.0, next_time - time.perf_counter()))
+
+    def stop(self) -> None:
+        self._running = False
+
+
+def _run_show(cfg: Config, clock: Callable[[], float], features, timeline: Timeline | None,
+              duration: float | None, seek: Callable[[float], None] | None = None,
+              begin: Callable[[], None] = lambda: None) -> int:
+    """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws."""
+    models = load_models(cfg.model)
+    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
+                                truncation_psi=cfg.model.truncation_psi)
+    state = ShowState({"steps_per_frame": cfg.optimizer.steps_per_frame, "audio_gain": cfg.optimizer.audio_gain})
+    osc = OscControl(state, cfg.control.osc_host, cfg.control.osc_port).start()
+    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, timeline)
+    d = cfg.display
+    window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
+    compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
+    begin()
+    worker.start()
+    min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
+    hud, shown_seq, displayed = d.hud, 0, 0
+    frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
+    started, last_report = time.perf_counter(), time.perf_counter()
+    try:
+        while not window.should_close and not state.snapshot().quit:
+            now = time.perf_counter()
+            if duration is not None and now - started >= duration:
+                break
+            for key in window.poll():
+                if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
+                    state.set_flag("quit", True, "key")
+                elif key == glfw.KEY_SPACE:
+                    state.set_flag("freeze", not state.snapshot().freeze, "key")
+                elif key == glfw.KEY_B:
+                    state.set_flag("blackout", not state.snapshot().blackout, "key")
+                elif key == glfw.KEY_H:
+                    hud = not hud
+                elif seek and key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
+                    seek(clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0))
+            if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
+                compositor.release()
+                compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
+                shown_seq = 0
+            seq, frame = worker.frames.latest()
+            if frame is not None and seq != shown_seq:
+                frame_interval = 0.8 * frame_interval + 0.2 * max(now - frame_shown_at, 1e-3)
+                frame_shown_at = now
+                compositor.upload(frame.image)
+                shown_seq = seq
+            snap = state.snapshot()
+            if shown_seq and not snap.blackout:
+                inputs = effect_inputs(clock(), features(), blend=min(1.0, (now - frame_shown_at) / frame_interval))
+                inputs.amounts = {name: snap.values[name] for name in EFFECTS if name in PARAMS}
+                window.ctx.copy_framebuffer(window.ctx.screen, compositor.render(inputs))
+            else:
+                window.ctx.screen.use()
+                window.ctx.clear(0.0, 0.0, 0.0)
+            window.swap()
+            displayed += 1
+            # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
+            time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
+            if now - last_report >= 1.0:
+                fps = displayed / (now - last_report)
+                status = (f"vj  t={clock():6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
+                          f"{frame.steps_per_second if frame else 0:4.1f} steps/s  "
+                          f"{(frame.prompt if frame else '')[:60]}")
+                window.set_title(status if hud else "vj")
+                log.info(status)
+                displayed, last_report = 0, now
+    finally:
+        worker.stop()
+        osc.stop()
+        compositor.release()
+        window.close()
+    return 0

@@ -1,0 +1,103 @@
+"""The engine worker: a thread that owns the networks, runs guided steps, and publishes frames.
+
+Each iteration reads the newest snapshots (show time, audio features, show state), runs the guided steps the
+state asks for, renders the display latent and publishes it into a `LatestSlot`: the render loop takes the
+newest frame whenever it draws, and nothing queues up if either side is slow. An exception in a step is
+logged and counted, and the loop carries on with the last good image.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Generic, TypeVar
+
+import numpy as np
+
+from vj.audio.features import AudioFeatures
+from vj.config import OptimizerConfig
+from vj.control.state import ShowState
+from vj.cues.prompts import PromptError, parse_prompts
+from vj.cues.timeline import Timeline
+from vj.engine.optimizer import LatentOptimizer, learning_rate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LatestSlot(Generic[T]):
+    """One value, newest wins. Publishing is a single assignment, so neither side ever waits."""
+
+    def __init__(self) -> None:
+        self._item: tuple[int, T | None] = (0, None)
+
+    def publish(self, value: T) -> None:
+        self._item = (self._item[0] + 1, value)
+
+    def latest(self) -> tuple[int, T | None]:
+        return self._item
+
+
+@dataclass(frozen=True)
+class PublishedFrame:
+    image: np.ndarray                   # [H, W, 3] uint8
+    show_time: float                    # show clock when its steps started
+    cue: int                            # live cue index (-1 = none)
+    prompt: str                         # the prompt mix, as text
+    loss: float                         # guidance loss of the last step (nan if no step ran)
+    steps_per_second: float             # guided steps per second, recent average
+    published_at: float                 # time.perf_counter() at publish
+
+
+class EngineWorker:
+    def __init__(self, optimizer: LatentOptimizer, cfg: OptimizerConfig, state: ShowState,
+                 clock: Callable[[], float], features: Callable[[], AudioFeatures], timeline: Timeline | None = None):
+        self.optimizer, self.cfg, self.state = optimizer, cfg, state
+        self.clock, self.features, self.timeline = clock, features, timeline
+        self.frames: LatestSlot[PublishedFrame] = LatestSlot()
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vj-engine", daemon=True)
+
+    def start(self) -> "EngineWorker":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+
+    def _run(self) -> None:
+        last_prompts, rate, last = None, 0.0, time.perf_counter()
+        while not self._stop.is_set():
+            try:
+                snap, t, feats = self.state.snapshot(), self.clock(), self.features()
+                cue_state = self.timeline.at(t) if self.timeline else None
+                prompts = cue_state.prompts if cue_state else ()
+                if snap.prompt_override:
+                    try:
+                        prompts = tuple(parse_prompts(snap.prompt_override))
+                    except PromptError as e:
+                        log.warning("live prompt ignored: %s", e)
+                if prompts != last_prompts:
+                    self.optimizer.set_prompts(prompts)
+                    last_prompts = prompts
+                steps = 0 if snap.freeze else int(snap.values["steps_per_frame"])
+                since = cue_state.since_change if cue_state else float("inf")
+                lr = learning_rate(self.cfg, since, feats.onset * snap.values["audio_gain"]) * snap.values["lr_scale"]
+                loss = float("nan")
+                for _ in range(steps):
+                    loss = self.optimizer.step(lr).loss
+                image = self.optimizer.frame()
+                pixels = (image.permute(1, 2, 0) * 255 + 0.5).to("cpu").numpy().astype(np.uint8)
+                now = time.perf_counter()
+                rate = 0.8 * rate + 0.2 * (steps / max(now - last, 1e-6))
+                last = now
+                self.frames.publish(PublishedFrame(pixels, t, cue_state.index if cue_state else -1,
+                                                   " | ".join(p.text for p in prompts), float(loss), rate, now))
+            except Exception:  # noqa: BLE001  the show goes on: log, count, keep the last good frame
+                self.errors += 1
+                log.exception("engine step failed (%d so far); keeping the last frame", self.errors)
+                time.sleep(0.1)
