@@ -9,12 +9,14 @@ applies the model's own mean/std; everything stays on the device, no host syncs.
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import torch
 
 log = logging.getLogger(__name__)
 
+HUB_HOST = "huggingface.co"             # where open_clip's pretrained weights come from
 TINY = "tiny"
 TINY_ARCH = "vj-tiny-clip"
 _configs_added = False
@@ -31,6 +33,24 @@ def _add_tiny_config() -> None:
 
         open_clip.add_model_config(Path(__file__).parent / "clip_configs")
         _configs_added = True
+
+
+def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_offline_unless_reachable() -> None:
+    """Without a route to the hub, huggingface_hub retries with back-off for about 45 s before failing. Offline
+    mode makes it use the local cache only: cached weights load, missing ones fail at once."""
+    if not hub_reachable():
+        import huggingface_hub.constants
+
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
+        log.info("%s is unreachable: CLIP weights come from the local cache only", HUB_HOST)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -101,13 +121,15 @@ def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "f
     if name == TINY_ARCH:
         _add_tiny_config()
         torch.manual_seed(seed)
+    elif name not in open_clip.list_models():
+        raise ClipLoadError(f"unknown CLIP model {name!r} (see open_clip.list_models(); e.g. ViT-B-32/openai)")
+    elif pretrained and not Path(pretrained).is_file():
+        _hub_offline_unless_reachable()
     device = torch.device(device)
     oc_precision = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}[precision if device.type == "cuda" else "fp32"]
     try:
         model = open_clip.create_model(name, pretrained=pretrained, precision=oc_precision, device=device,
                                        cache_dir=str(cache_dir) if cache_dir else None)
-    except RuntimeError as e:
-        raise ClipLoadError(f"unknown CLIP model {spec!r}: {e}") from None
     except Exception as e:  # noqa: BLE001  hub and network errors come in many types; all mean "no weights"
         raise ClipLoadError(
             f"could not get CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}. With network access, "

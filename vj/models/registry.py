@@ -96,7 +96,7 @@ def download(url: str, dest: Path, timeout: float = 30.0, quiet: bool = False) -
             raise DownloadError(f"download of {url} stopped after {got} of {total} bytes; run the command again")
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         part.unlink(missing_ok=True)
-        reason = getattr(e, "reason", None) or e
+        reason = f"HTTP {e.code} {e.reason}" if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
         raise DownloadError(
             f"could not download {url}: {reason}. Check the network, or download the file by other means and "
             f"put it at {dest}") from None

@@ -1,0 +1,39 @@
+# vj: `make demo` sets up and renders the demo video; `make test` sets up and runs the tests.
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+OUT    ?= out
+
+.PHONY: demo test bench setup system-deps clean
+
+setup: system-deps $(VENV)/.installed
+
+system-deps:
+	@scripts/system_deps.sh
+
+# Reinstalled when the dependencies change. torch comes from the registry (the CUDA build runs on a CPU too).
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --progress-bar off -e ".[test]"
+	touch $@
+
+demo: setup
+	@mkdir -p $(OUT)
+	$(BIN)/python examples/make_beat.py $(OUT)/demo.wav --seconds 12 --bpm 124
+	$(BIN)/vj render $(OUT)/demo.wav --lrc examples/demo.lrc -o $(OUT)/demo.mp4 --fps 12 --size 384x384 \
+		--frames-log $(OUT)/demo.frames.jsonl
+	@command -v ffprobe >/dev/null && ffprobe -v error -show_entries stream=codec_type,codec_name,duration \
+		-of compact=p=0 $(OUT)/demo.mp4 || true
+	@echo "demo video: $(OUT)/demo.mp4"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	@mkdir -p $(OUT)/bench
+	$(BIN)/python scripts/bench_generator.py --out $(OUT)/bench/generator.json
+	$(BIN)/python scripts/bench_guidance.py --out $(OUT)/bench/guidance.json
+	$(BIN)/python scripts/bench_compositor.py --out $(OUT)/bench/compositor.json
+
+clean:
+	rm -rf $(OUT) .pytest_cache
