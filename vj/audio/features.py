@@ -101,6 +101,12 @@ class FeatureExtractor:
         flux = float(np.sum(np.maximum(log_mag - self.prev_mag, 0.0)))
         self.prev_mag = log_mag
 
+        if self.samples_seen < self.fft_size:
+            # Warm-up: the window still holds the zeros it started with, so its flux says nothing. Seed the
+            # history with it, so the threshold starts from the signal's own level rather than from zero.
+            self.flux_history[:] = flux
+            return AudioFeatures(t=self.samples_seen / self.sample_rate, rms=float(self.rms_gain(rms)),
+                                 bands=tuple(float(v) for v in self.band_gain(bands)), flux=0.0)
         median = float(np.median(self.flux_history))
         self.flux_history[self.history_pos] = flux
         self.history_pos = (self.history_pos + 1) % self.flux_history.shape[0]

@@ -1,0 +1,79 @@
+"""Causal audio features on synthetic signals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vj.audio.features import FeatureExtractor
+from vj.audio.files import features_at_frames, read_audio
+from vj.audio.stream import RingBuffer
+
+RATE = 48000
+
+
+def clicks(times: list[float], seconds: float, noise: float = 0.002) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(int(seconds * RATE)) * noise
+    burst = np.hanning(480) * rng.standard_normal(480)
+    for t in times:
+        start = int(t * RATE)
+        x[start:start + 480] += burst
+    return x.astype(np.float32)
+
+
+def test_onsets_found_at_click_times_within_a_block_or_two():
+    times = [0.5, 1.0, 1.25, 2.0, 2.6]
+    signal = clicks(times, 3.0)
+    fx = FeatureExtractor(RATE, block_size=256)
+    found = []
+    for i in range(0, signal.shape[0] - 255, 256):
+        features = fx(signal[i:i + 256])
+        if features.is_onset:
+            found.append(features.t)
+    assert len(found) == len(times)
+    for t, f in zip(times, found):
+        assert 0 <= f - t <= 2 * 256 / RATE + 1e-9  # causal: never before the click, within two blocks
+
+
+def test_bands_follow_frequency_content():
+    t = np.arange(RATE) / RATE
+    fx = FeatureExtractor(RATE)
+    low = (0.5 * np.sin(2 * np.pi * 80 * t)).astype(np.float32)
+    for i in range(0, RATE - 255, 256):
+        features = fx(low[i:i + 256])
+    assert features.bands[0] > 0.5 and features.bands[2] < 0.1
+    assert 0 <= features.rms <= 1
+
+
+def test_offline_features_are_causal():
+    signal = clicks([1.5], 3.0)
+    quiet = signal.copy()
+    quiet[int(1.2 * RATE):] = 0  # a different future must not change features before it
+    a = list(features_at_frames(signal[:, None], RATE, 10, FeatureExtractor(RATE), 30))
+    b = list(features_at_frames(quiet[:, None], RATE, 10, FeatureExtractor(RATE), 30))
+    assert a[:13] == b[:13]
+    assert all(f.t <= i / 10 + 1e-9 for i, f in enumerate(a))
+
+
+def test_ring_buffer_wraps_and_counts_drops():
+    ring = RingBuffer(8)
+    ring.write(np.arange(5, dtype=np.float32))
+    assert ring.read(3).tolist() == [0, 1, 2]
+    ring.write(np.arange(5, 12, dtype=np.float32))  # 12 written, 3 read: 9 pending > 8
+    assert ring.read(4).tolist() == [4, 5, 6, 7]
+    assert ring.dropped == 1
+    assert ring.read(8) is None
+
+
+def test_read_audio_wav_and_mp3(tmp_path):
+    import soundfile
+
+    data = (0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)
+    soundfile.write(tmp_path / "a.wav", np.stack([data, data], 1), RATE)
+    samples, rate = read_audio(tmp_path / "a.wav")
+    assert rate == RATE and samples.shape == (RATE, 2)
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp_path / "a.wav"), str(tmp_path / "a.mp3")], check=True)
+    samples, rate = read_audio(tmp_path / "a.mp3")
+    assert rate == RATE and abs(samples.shape[0] - RATE) < 0.1 * RATE

@@ -1,0 +1,96 @@
+"""CLIP guidance and the latent optimiser, on the reference fixture generator and a tiny random CLIP."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vj.config import OptimizerConfig
+from vj.cues.prompts import WeightedPrompt
+from vj.engine.guidance import make_cutouts, spherical_distance
+from vj.engine.optimizer import LatentOptimizer, learning_rate
+
+CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_ema=0.0, audio_gain=1.0)
+
+
+@pytest.fixture()
+def optimizer(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    return LatentOptimizer(G, tiny_clip, CFG, seed=3)
+
+
+def test_steps_lower_the_loss_for_a_prompt(optimizer):
+    optimizer.set_prompts([WeightedPrompt("a red sunset over the sea")])
+    losses = [float(optimizer.step().loss) for _ in range(8)]
+    assert losses[-1] < losses[0]
+
+
+def test_switching_prompt_then_steps_lower_the_new_loss(optimizer):
+    optimizer.set_prompts([WeightedPrompt("a red sunset")])
+    for _ in range(6):
+        optimizer.step()
+    optimizer.set_prompts([WeightedPrompt("green forest moss")])
+    after_switch = [float(optimizer.step().loss) for _ in range(8)]
+    assert after_switch[-1] < after_switch[0]
+
+
+def test_same_seed_same_latents(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    runs = []
+    for _ in range(2):
+        opt = LatentOptimizer(G, tiny_clip, CFG, seed=11)
+        opt.set_prompts([WeightedPrompt("a cat")])
+        for _ in range(3):
+            opt.step()
+        runs.append(opt.q.clone())
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_negative_weight_pushes_away(optimizer):
+    optimizer.set_prompts([WeightedPrompt("text, watermark", -1.0)])
+    distances = [float(optimizer.step().per_prompt[0]) for _ in range(8)]
+    assert distances[-1] > distances[0]
+
+
+def test_stronger_envelope_gives_larger_step(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    assert learning_rate(CFG, 10.0, 1.0) > learning_rate(CFG, 10.0, 0.2) > learning_rate(CFG, 10.0, 0.0)
+    deltas = []
+    for envelope in (0.0, 1.0):
+        opt = LatentOptimizer(G, tiny_clip, CFG, seed=5)
+        opt.set_prompts([WeightedPrompt("a cat")])
+        before = opt.q.clone()
+        opt.step(learning_rate(CFG, 10.0, envelope))
+        deltas.append(float((opt.q - before).norm()))
+    assert deltas[1] > deltas[0]
+
+
+def test_cue_boost_decays():
+    assert learning_rate(CFG, 0.0, 0.0) == pytest.approx(CFG.lr * CFG.cue_boost)
+    assert learning_rate(CFG, 30.0, 0.0) == pytest.approx(CFG.lr, rel=1e-3)
+
+
+def test_w_plus_latent_has_one_vector_per_layer(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    opt = LatentOptimizer(G, tiny_clip, dataclasses.replace(CFG, latent_space="w+"), seed=0)
+    assert opt.q.shape == (1, G.num_ws, G.w_dim)
+    opt.set_prompts([WeightedPrompt("a cat")])
+    opt.step()
+    assert opt.frame().shape == (3, 64, 64)
+
+
+def test_cutouts_have_static_shape_and_stay_in_range():
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 64, 64)
+    for cut_pow in (0.5, 1.0, 3.0):
+        cuts = make_cutouts(img, 6, 32, cut_pow, noise=0.0)
+        assert cuts.shape == (6, 3, 32, 32)
+        assert cuts.min() >= 0 and cuts.max() <= 1
+
+
+def test_spherical_distance():
+    a = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
+    assert spherical_distance(a, a).abs().max() < 1e-3
+    assert spherical_distance(a, -a).min() > 2.4
