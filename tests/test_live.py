@@ -1,0 +1,72 @@
+"""`vj live` and `vj rehearse` in a real glfw window under Xvfb, controlled by a real OSC client (liblo)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, VJ, free_port
+
+TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4",
+        "--set", "display.width=320", "--set", "display.height=180"]
+
+
+def start_vj(args, display, port):
+    env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
+    return subprocess.Popen([*VJ, *args, *TINY, "--set", f"control.osc_port={port}"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_line(proc, needle, timeout=120.0) -> list[str]:
+    lines, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never appeared:\n{''.join(lines)}")
+
+
+def oscsend(port, *args):
+    tool = shutil.which("oscsend")
+    if tool is None:
+        pytest.fail("oscsend (liblo-tools) is not installed; scripts/system_deps.sh installs it")
+    subprocess.run([tool, "127.0.0.1", str(port), *args], check=True)
+
+
+def test_live_follows_osc_prompt_and_quits_on_command(x_display):
+    port = free_port()
+    proc = start_vj(["live", "--duration", "90"], x_display, port)
+    try:
+        wait_for_line(proc, "window ")
+        oscsend(port, "/vj/prompt", "s", "a glass cathedral")
+        lines = wait_for_line(proc, "a glass cathedral", timeout=30)
+        started = time.time()
+        oscsend(port, "/vj/quit")
+        out, _ = proc.communicate(timeout=30)
+        assert time.time() - started < 20
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, "".join(lines) + out
+    status = [line for line in lines if "fps" in line]
+    assert status, "no status lines"
+
+
+def test_rehearse_follows_the_cue_sheet(x_display, tmp_path):
+    wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "6"], check=True)
+    lrc.write_text("[00:00.00]first cue\n[00:02.00]second cue\n")
+    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc)], x_display, free_port())
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert "cue 0" in out and "cue 1" in out and "second cue" in out

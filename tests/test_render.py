@@ -1,0 +1,79 @@
+"""`vj render` end to end: generated audio + cue sheet -> MP4, checked with ffprobe and the frames log."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, run_vj
+
+FPS = 10
+SECONDS = 8.0
+TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4"]
+
+
+def ffprobe(path) -> dict:
+    if shutil.which("ffprobe") is None:
+        pytest.fail("ffprobe is not installed (scripts/system_deps.sh installs ffmpeg)")
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("render")
+    wav, lrc, mp4, log = tmp / "beat.wav", tmp / "cues.lrc", tmp / "out.mp4", tmp / "frames.jsonl"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", str(SECONDS)],
+                   check=True)
+    lrc.write_text("[00:00.00]a neon city\n[00:02.55]deep ocean:1 | glow:0.5\n[00:05.30]sunflowers {steps=2}\n")
+    proc = run_vj("render", str(wav), "--lrc", str(lrc), "-o", str(mp4), "--fps", str(FPS), "--size", "128x96",
+                  "--steps", "1", "--seed", "7", "--frames-log", str(log), *TINY)
+    return mp4, log, proc
+
+
+def test_video_has_h264_and_aac_for_the_audio_length(rendered):
+    mp4, _, proc = rendered
+    info = ffprobe(mp4)
+    video = [s for s in info["streams"] if s["codec_type"] == "video"]
+    audio = [s for s in info["streams"] if s["codec_type"] == "audio"]
+    assert len(video) == 1 and len(audio) == 1
+    assert video[0]["codec_name"] == "h264" and audio[0]["codec_name"] == "aac"
+    assert (video[0]["width"], video[0]["height"]) == (128, 96)
+    assert video[0]["r_frame_rate"] == f"{FPS}/1"
+    assert abs(float(video[0]["duration"]) - SECONDS) <= 1 / FPS
+    assert abs(float(audio[0]["duration"]) - SECONDS) <= 1 / FPS
+    assert int(video[0]["nb_frames"]) == math.ceil(SECONDS * FPS)
+    assert "wrote" in proc.stdout
+
+
+def test_frames_log_starts_each_cue_on_the_frame_at_its_time(rendered):
+    _, log, _ = rendered
+    frames = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(frames) == math.ceil(SECONDS * FPS)
+    for cue, t in enumerate([0.0, 2.55, 5.30]):
+        first = next(f for f in frames if f["cue"] == cue)
+        assert first["frame"] == math.ceil(t * FPS - 1e-9)
+        assert abs(first["t"] - first["frame"] / FPS) < 1e-6
+    assert all(isinstance(f["loss"], float) for f in frames)
+    mid_fade = frames[26]  # t = 2.6: fading from cue 0 to cue 1
+    texts = {p["text"] for p in mid_fade["prompts"]}
+    assert {"a neon city", "deep ocean", "glow"} <= texts
+
+
+def test_render_is_deterministic_for_a_seed(rendered, tmp_path):
+    mp4, log, _ = rendered
+    wav = tmp_path / "beat.wav"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "1.5"], check=True)
+    logs = []
+    for i in range(2):
+        out = tmp_path / f"f{i}.jsonl"
+        run_vj("render", str(wav), "-o", str(tmp_path / f"v{i}.mp4"), "--fps", "8", "--size", "64x64", "--steps", "1",
+               "--seed", "3", "--frames-log", str(out), *TINY)
+        logs.append(out.read_text())
+    assert logs[0] == logs[1]
