@@ -54,13 +54,14 @@ def _hub_offline_unless_reachable() -> None:
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """'ViT-B-32/openai' -> ('ViT-B-32', 'openai'); 'tiny' -> (tiny arch, None); a file -> ('ViT-B-32', path)."""
+    """'ViT-B-32/openai' -> ('ViT-B-32', 'openai'); 'ViT-B-32' -> the openai tag; 'ViT-B-32/random' -> random
+    weights (benchmarks); 'tiny' -> (tiny arch, None); a file -> ('ViT-B-32', path)."""
     if spec == TINY:
         return TINY_ARCH, None
     if Path(spec).suffix in (".pt", ".pth", ".bin", ".safetensors"):
         return "ViT-B-32", spec
     name, _, tag = spec.partition("/")
-    return name, (tag or "openai")
+    return name, None if tag == "random" else (tag or "openai")
 
 
 class ClipGuide(torch.nn.Module):

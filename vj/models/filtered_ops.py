@@ -38,6 +38,7 @@ def filtered_lrelu(
     impl: Impl = "fast",
 ) -> torch.Tensor:
     """Returns [N, C, H', W'] in x's dtype (channels-last memory layout from the fast path)."""
+    given = x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
     if impl == "ref":
@@ -51,11 +52,14 @@ def filtered_lrelu(
     # Depthwise FIR filters run several times faster in channels-last layout on CPU (oneDNN) and on CUDA.
     x = x.contiguous(memory_format=torch.channels_last)
     x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up)
+    # In place where the tensor is our own: a fresh full-rate buffer per op costs more in page faults than the
+    # op itself on CPU. In-place leaky ReLU is autograd-safe (its backward uses the output); clamp_ is not.
+    owned = x is not given
     if slope != 1:
-        x = F.leaky_relu(x, slope)
+        x = F.leaky_relu(x, slope, inplace=owned)
     # clamp(gain * y, c) == gain * clamp(y, c / gain): the gain moves into the (linear) down filter, one pass less.
     if clamp is not None:
-        x = x.clamp_(-clamp / gain, clamp / gain) if slope != 1 and not torch.is_grad_enabled() \
+        x = x.clamp_(-clamp / gain, clamp / gain) if owned and not torch.is_grad_enabled() \
             else x.clamp(-clamp / gain, clamp / gain)
     return upfirdn2d(x, fd, down=down, gain=gain)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from vj.config import ModelConfig
+from vj.cpu_memory import keep_freed_memory
 from vj.models import registry
 from vj.models.checkpoints import CheckpointError, load_generator
 from vj.models.clip import TINY, ClipGuide, ClipLoadError, load_clip
@@ -88,6 +89,8 @@ def _clip(spec: str, cache: Path, device: torch.device, precision: str, fallback
 
 def load_models(cfg: ModelConfig) -> Models:
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        keep_freed_memory()
     precision = resolve_precision(cfg.precision, device)
     cache = registry.cache_dir(cfg.cache_dir or None)
     notes: list[str] = []

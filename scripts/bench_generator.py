@@ -1,0 +1,42 @@
+"""Synthesis speed of our StyleGAN3 (random weights, batch 1): T and R at 256 and 512, fp32 on CPU; fp16/bf16,
+eager and compiled, on CUDA when there is one. Writes JSON; the figures go into BENCHMARKS.md.
+
+    python scripts/bench_generator.py --out out/bench/generator.json [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from vj import bench
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--quick", action="store_true", help="256 only, fewer repeats")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
+    args = parser.parse_args()
+    data = {"machine": bench.machine(), "results": []}
+    sizes = [256] if args.quick else [256, 512]
+    cases = [("T-published-256", 256), ("R-published-256", 256)] + [(arch, s) for s in sizes for arch in ("T", "R")]
+    for arch, size in cases:
+        result = bench.generator(arch, size, repeats=args.repeats if size == 256 else 1)
+        print(json.dumps(result), flush=True)
+        data["results"].append(result)
+    if torch.cuda.is_available():
+        for arch in ("T", "R"):
+            for size in sizes:
+                for dtype in ("fp32", "fp16", "bf16"):
+                    for compiled in (False, True):
+                        result = bench.generator(arch, size, "cuda", dtype, compiled, repeats=20)
+                        print(json.dumps(result), flush=True)
+                        data["results"].append(result)
+    bench.write_json(data, args.out)
+
+
+if __name__ == "__main__":
+    main()
