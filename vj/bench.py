@@ -89,7 +89,7 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
     optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts))
     optimizer.set_prompts([WeightedPrompt("a neon city at night")])
     result = timed(lambda: optimizer.step(), repeats, cuda=device.startswith("cuda"))
-    return {"what": "guided step", "generator": f"{generator_arch}-{resolution}", "clip": clip, "cutouts": cutouts,
+    return {"what": "guided step", "generator": f"{generator_arch} @ {resolution}", "clip": clip, "cutouts": cutouts,
             "device": device, **result, "steps_per_s": round(1000 / result["ms_median"], 2)}
 
 
