@@ -85,9 +85,42 @@ def test_cutouts_have_static_shape_and_stay_in_range():
     torch.manual_seed(0)
     img = torch.rand(1, 3, 64, 64)
     for cut_pow in (0.5, 1.0, 3.0):
-        cuts = make_cutouts(img, 6, 32, cut_pow, noise=0.0)
+        cuts = make_cutouts(img, 32, cut_pow, torch.rand(6, 4))
         assert cuts.shape == (6, 3, 32, 32)
         assert cuts.min() >= 0 and cuts.max() <= 1
+
+
+def test_cut_pow_favours_small_crops():
+    # A bright dot in the centre: small crops around it are mostly bright, whole-image crops mostly dark.
+    img = torch.zeros(1, 3, 64, 64)
+    img[..., 28:36, 28:36] = 1
+    u = torch.rand(256, 4, generator=torch.Generator().manual_seed(0))
+    u[:, 1:3] = 0.5  # centred
+    big = make_cutouts(img, 16, 0.3, u).mean()
+    small = make_cutouts(img, 16, 4.0, u).mean()
+    assert small > big
+
+
+def test_mix_lowers_both_terms(optimizer):
+    optimizer.set_prompts([WeightedPrompt("a red sunset", 0.5), WeightedPrompt("green forest moss", 0.5)])
+    first = optimizer.step().per_prompt[:2].clone()
+    for _ in range(10):
+        last = optimizer.step().per_prompt[:2]
+    assert (last < first).all()
+
+
+def test_step_compiles_with_fullgraph_and_matches_eager(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    results = []
+    for mode in ("off", "on"):
+        opt = LatentOptimizer(G, tiny_clip, dataclasses.replace(CFG, compile=mode), seed=9)
+        opt.set_prompts([WeightedPrompt("a cat", 1.0), WeightedPrompt("a dog", -0.3)])
+        losses = [float(opt.step(0.05).loss) for _ in range(3)]
+        assert opt.compiled == (mode == "on")
+        results.append((losses, opt.q.clone()))
+    (eager_losses, eager_q), (compiled_losses, compiled_q) = results
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-3, abs=1e-5)
+    assert (compiled_q - eager_q).abs().max() < 1e-3
 
 
 def test_spherical_distance():

@@ -48,6 +48,7 @@ class OptimizerConfig:
     latent_reg: float = 0.05            # pull of the latent towards the generator's distribution
     display_ema: float = 0.6            # smoothing of the displayed latent (0 = none, 0.99 = very slow)
     latent_space: str = "w"             # "w" (one vector) or "w+" (one per layer)
+    compile: str = "auto"               # "auto" (compiled + CUDA graphs on CUDA, eager on CPU), "on", "off"
 
 
 @dataclass(frozen=True)

@@ -14,28 +14,26 @@ import torch.nn.functional as F
 
 def make_cutouts(
     images: torch.Tensor,               # [B, 3, H, W] in 0..1
-    cutouts: int,                       # crops per image
     size: int,                          # output side in pixels (CLIP input size)
     cut_pow: float,                     # >1 favours small crops
-    generator: torch.Generator | None = None,
+    uniforms: torch.Tensor,             # [B * cutouts, 4] uniform 0..1 draws: size, x, y, flip
+    noise: torch.Tensor | None = None,  # [B * cutouts, 3, size, size] added as is (already scaled), or None
     min_frac: float = 0.25,             # smallest crop as a fraction of the image side
-    noise: float = 0.02,                # std of added noise
 ) -> torch.Tensor:                      # [B * cutouts, 3, size, size]
-    batch = images.shape[0]
-    n = batch * cutouts
-    u = torch.rand(n, 4, device=images.device, generator=generator)
-    scale = min_frac + (1.0 - min_frac) * u[:, 0].pow(cut_pow)       # crop side / image side
-    offset_x = (u[:, 1] * 2 - 1) * (1 - scale)                        # keep the crop inside the image
-    offset_y = (u[:, 2] * 2 - 1) * (1 - scale)
-    flip = torch.where(u[:, 3] < 0.5, -1.0, 1.0)
+    """Random crops as one grid_sample. The random numbers come in as tensors, drawn by the caller into
+    preallocated buffers, so this function is pure: same shapes every step, nothing to sync, graph-capturable."""
+    n = uniforms.shape[0]
+    cutouts = n // images.shape[0]
+    scale = min_frac + (1.0 - min_frac) * uniforms[:, 0].pow(cut_pow)  # crop side / image side
+    offset_x = (uniforms[:, 1] * 2 - 1) * (1 - scale)                  # keep the crop inside the image
+    offset_y = (uniforms[:, 2] * 2 - 1) * (1 - scale)
+    flip = torch.where(uniforms[:, 3] < 0.5, -1.0, 1.0)
     zero = torch.zeros_like(scale)
     theta = torch.stack([scale * flip, zero, offset_x, zero, scale, offset_y], 1).reshape(n, 2, 3)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     source = images.repeat_interleave(cutouts, dim=0)
     out = F.grid_sample(source, grid.to(images.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
-    if noise > 0:
-        out = out + noise * torch.randn(out.shape, device=out.device, dtype=out.dtype, generator=generator)
-    return out
+    return out if noise is None else out + noise.to(out.dtype)
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,14 @@
 
 The latent is optimised as q = (w - w_avg) / w_std, with w_std estimated once from mapped samples, so one step
 size suits every generator. The update is AdamW with beta1 = 0 (no momentum: a cue change turns the image at
-once instead of coasting), written as plain tensor ops so that a step has static shapes and no host syncs.
-Prompts sit in a fixed number of slots (unused slots weigh 0), so a new prompt mix changes data, not shapes.
+once instead of coasting), written as plain tensor ops.
+
+A step is one pure function of tensors (`guided_step`): latent, optimiser state, learning rate, the random draws
+for the cutouts, the input transform. Random numbers are drawn outside it into preallocated buffers, prompts sit
+in a fixed number of slots (unused slots weigh 0), and nothing in it branches on tensor values or syncs with the
+host, so it compiles with `torch.compile(fullgraph=True)` and, on CUDA, replays as a CUDA graph
+(`optimizer.compile = "auto"`: compiled on CUDA, eager on CPU where compiling measured slower; eager is the
+fallback if compiling fails).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPTS = 8                         # prompt slots per step
 W_STD_SAMPLES = 1024                    # mapped samples for the w_std estimate
+CUTOUT_NOISE = 0.02                     # std of the noise added to each cutout
 
 
 @dataclass
@@ -54,7 +61,9 @@ class LatentOptimizer:
         self.device = clip.device
         self.num_ws = G.num_ws
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.cutouts = cfg.cutouts
+        self.uniforms = torch.empty(cfg.cutouts, 4, device=self.device)  # cutout draws, refilled every step
+        self.noise = torch.empty(cfg.cutouts, 3, clip.input_size, clip.input_size, device=self.device)
+        self.transform = torch.eye(3, device=self.device)  # the generator's input transform (set per step)
         with torch.no_grad():
             samples = torch.from_numpy(np.random.RandomState(seed + 1).randn(W_STD_SAMPLES, G.z_dim)).float()
             mapped = G.mapping(samples.to(self.device), None)[:, 0]  # [S, w_dim]
@@ -70,6 +79,14 @@ class LatentOptimizer:
         self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
         self.slot_weights = torch.zeros(MAX_PROMPTS, device=self.device)
         self.lr = torch.tensor(cfg.lr, device=self.device)
+        self._step_fn = self.guided_step
+        self.compiled = False
+        if cfg.compile == "on" or (cfg.compile == "auto" and self.device.type == "cuda"):
+            mode = "reduce-overhead" if self.device.type == "cuda" else None  # CUDA graphs on CUDA
+            self._step_fn = torch.compile(self.guided_step, fullgraph=True, mode=mode)
+            self.compiled = True
+        elif cfg.compile not in ("auto", "off"):
+            raise ValueError(f"optimizer.compile must be auto, on or off, got {cfg.compile!r}")
 
     # -- prompts ----------------------------------------------------------------------------------------
     def set_prompts(self, prompts: tuple[WeightedPrompt, ...] | list[WeightedPrompt]) -> None:
@@ -87,30 +104,48 @@ class LatentOptimizer:
     def latent_w(self, q: torch.Tensor) -> torch.Tensor:
         return (self.w_avg + q * self.w_std).expand(1, self.num_ws, -1)  # [1, num_ws, w_dim]
 
-    def loss(self, q: torch.Tensor, transform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total loss, guidance loss, per-prompt distances) of latent q; differentiable in q."""
+    def loss(self, q: torch.Tensor, uniforms: torch.Tensor, noise: torch.Tensor,
+             transform: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """(total loss, (guidance loss, per-prompt distances)) of latent q; differentiable in q."""
         image = self.G.synthesis(self.latent_w(q), transform=transform)  # [1, 3, H, W] in about -1..1
-        cuts = make_cutouts((image + 1) / 2, self.cutouts, self.clip.input_size, self.cfg.cut_pow, self.generator)
+        cuts = make_cutouts((image + 1) / 2, self.clip.input_size, self.cfg.cut_pow, uniforms, noise)
         guidance, per_prompt = prompt_loss(self.clip.encode_image(cuts), self.slot_embeds, self.slot_weights)
-        return guidance + self.cfg.latent_reg * q.square().mean(), guidance, per_prompt
+        return guidance + self.cfg.latent_reg * q.square().mean(), (guidance, per_prompt)
+
+    def guided_step(self, q: torch.Tensor, v: torch.Tensor, t: torch.Tensor, lr: torch.Tensor,
+                    uniforms: torch.Tensor, noise: torch.Tensor,
+                    transform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step, in place on q, v and t; returns (guidance loss, per-prompt distances) before the update."""
+        grad, (guidance, per_prompt) = torch.func.grad(self.loss, has_aux=True)(q, uniforms, noise, transform)
+        _adamw_beta1_zero(q, v, grad, t, lr)
+        return guidance, per_prompt
 
     def step(self, lr: float | None = None, transform: torch.Tensor | None = None) -> StepResult:
-        """One guided step at learning rate lr (None = base rate)."""
+        """One guided step at learning rate lr (None = the last one set) with the given input transform."""
         if lr is not None:
             self.lr.fill_(lr)
-        q = self.q.detach().requires_grad_(True)
-        total, guidance, per_prompt = self.loss(q, transform)
-        (grad,) = torch.autograd.grad(total, q)
-        with torch.no_grad():
-            _adamw_beta1_zero(self.q, self.v, grad, self.steps_taken, self.lr)
-        return StepResult(guidance.detach(), per_prompt.detach())
+        if transform is not None:
+            self.transform.copy_(transform)
+        torch.rand(self.uniforms.shape, generator=self.generator, out=self.uniforms)
+        torch.randn(self.noise.shape, generator=self.generator, out=self.noise)
+        self.noise.mul_(CUTOUT_NOISE)
+        args = (self.q, self.v, self.steps_taken, self.lr, self.uniforms, self.noise, self.transform)
+        try:
+            guidance, per_prompt = self._step_fn(*args)
+        except Exception as e:  # noqa: BLE001  a compiler failure must not stop the show: run eagerly
+            if not self.compiled:
+                raise
+            log.warning("compiled guided step failed (%s: %s); running eagerly from now on", type(e).__name__, e)
+            self._step_fn, self.compiled = self.guided_step, False
+            guidance, per_prompt = self._step_fn(*args)
+        return StepResult(guidance.detach().clone(), per_prompt.detach().clone())
 
     def frame(self, transform: torch.Tensor | None = None) -> torch.Tensor:
         """Moves the display latent towards the optimised one and renders it: [3, H, W] in 0..1."""
         with torch.no_grad():
             target = self.latent_w(self.q)
             self.display_w.lerp_(target, 1.0 - self.cfg.display_ema)
-            image = self.G.synthesis(self.display_w, transform=transform)
+            image = self.G.synthesis(self.display_w, transform=self.transform if transform is None else transform)
         return ((image[0] + 1) / 2).clamp(0, 1)
 
 

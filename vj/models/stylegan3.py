@@ -133,8 +133,9 @@ class SynthesisInput(torch.nn.Module):
         self.w_dim = w_dim
         self.channels = channels
         self.size = np.broadcast_to(np.asarray(size), [2])
-        self.sampling_rate = sampling_rate
-        self.bandwidth = bandwidth
+        # Python floats: numpy scalars used in forward become tensors under torch.compile and break its guards.
+        self.sampling_rate = float(sampling_rate)
+        self.bandwidth = float(bandwidth)
 
         # Frequencies drawn from a disc of radius `bandwidth` (overwritten when weights load).
         freqs = torch.randn([channels, 2])

@@ -168,6 +168,17 @@ class Compositor:
                 obj.release()
 
 
+def load_triton_before_gl() -> None:
+    """Triton (imported by torch.compile, and by torchvision through open_clip) carries its own LLVM. Loaded after
+    Mesa's llvmpipe has loaded the system LLVM, it crashes the process (segfault); loaded first, both work. Every
+    GL context in vj is created after this call."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
+
+
 def headless_context() -> moderngl.Context:
     """A standalone OpenGL 3.3+ context through EGL (no window, no display)."""
+    load_triton_before_gl()
     return moderngl.create_context(standalone=True, backend="egl")

@@ -8,6 +8,8 @@ import logging
 import glfw
 import moderngl
 
+from vj.render.compositor import load_triton_before_gl
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,7 @@ class WindowError(RuntimeError):
 class Window:
     def __init__(self, width: int, height: int, title: str = "vj", fullscreen: bool = False, monitor: int = 0,
                  vsync: bool = True):
+        load_triton_before_gl()
         if not glfw.init():
             raise WindowError("glfw could not initialise: is there a display? (set DISPLAY, or run under Xvfb)")
         glfw.window_hint(glfw.CONTEXT_VERSION_MAJOR, 3)
