@@ -73,8 +73,12 @@ class CuesConfig:
 class ControlConfig:
     osc_host: str = "127.0.0.1"         # OSC listen address; loopback unless asked
     osc_port: int = 9010                # clear of Resolume (7000) and AbletonOSC (11000/11001)
+    osc_feedback: str = ""              # "host:port" to send state to (TouchOSC, TouchDesigner); "" = none
     midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
     midi_mapping: str = ""              # mapping TOML file (configs/midi/*.toml)
+    prompt_bank: list[str] = field(default_factory=lambda: [
+        "a neon city at night", "a deep blue ocean, bioluminescence", "a field of sunflowers, violet sky",
+        "fire and ice", "liquid chrome, studio light", "a forest in fog"])  # prompts that MIDI notes can call up
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,74 @@
 """OSC in (python-osc): routes `/vj/...` addresses to the show state; a bad message is a counted warning.
 
-Routing (a python-osc Dispatcher) is apart from transport (a UDP server on its own thread), so tests can feed
-raw datagrams. python-osc traps handled here (`ShowDispatcher`): an unparseable packet is silently dropped by
-python-osc and a malformed string raises `UnicodeDecodeError` past it (both counted here); a bundle time-tagged in
-the future makes it sleep in the server thread (here it is applied at once; scheduling on the show clock comes
-with the full OSC layer); since 1.9 a handler's return value is sent back to the sender (nothing is returned).
+Routing (a Dispatcher) is apart from transport (a UDP server on its own thread), so tests can feed raw datagrams.
+python-osc traps handled in `ShowDispatcher`: an unparseable packet is silently dropped by python-osc and a
+malformed string raises `UnicodeDecodeError` past it (both counted here); a bundle time-tagged in the future makes
+python-osc sleep in the server thread (here it is scheduled on a timer, at most `MAX_AHEAD_S` ahead, and the server
+keeps serving); since 1.9 a handler's return value is sent back to the sender (nothing is returned here).
+Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show state.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
+import math
 import threading
+import time
 from collections import Counter
+from typing import Callable
 
 from pythonosc import osc_packet
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
+from pythonosc.udp_client import SimpleUDPClient
 
 from vj.control.state import PARAMS, ControlError, ShowState
+from vj.cues.prompts import WeightedPrompt, format_prompts
 
 log = logging.getLogger(__name__)
 
-ADDRESSES = {
-    "/vj/prompt": "s: live prompt (weighted syntax `a:1 | b:0.5`) replacing the cue's; empty string clears it",
-    "/vj/param/<name>": "f: set a parameter (see `vj osc` / README for names and ranges)",
-    "/vj/freeze": "i/f: 1 holds the image, 0 releases",
-    "/vj/blackout": "i/f: 1 outputs black, 0 releases",
-    "/vj/quit": "(no arguments): end the show",
+MAX_AHEAD_S = 4.0                       # a bundle further in the future than this is applied at this horizon
+MAX_STRING = 1000                       # longest prompt accepted (characters)
+
+ADDRESSES: dict[str, tuple[str, str]] = {
+    "/vj/prompt": ("s", "live prompt (weighted syntax `a:1 | b:0.5`) replacing the cue's; \"\" returns to the cues"),
+    "/vj/prompt/weighted": ("s f [s f ...]", "live prompt as text/weight pairs"),
+    "/vj/param/<name>": ("f", "set a parameter, clamped to its range (`vj osc` lists them)"),
+    "/vj/cue/next": ("", "jump to the next cue"),
+    "/vj/cue/prev": ("", "jump to the previous cue"),
+    "/vj/cue/goto": ("i", "jump to cue N (0-based, as `vj cues check` numbers them)"),
+    "/vj/seek": ("f", "move the show clock to T seconds (rehearse: the playback position)"),
+    "/vj/freeze": ("i", "1 holds the image (no guided steps), 0 releases"),
+    "/vj/blackout": ("i", "1 outputs black, 0 releases"),
+    "/vj/quit": ("", "end the show"),
+}
+FEEDBACK = {
+    "/vj/state/cue": "i: live cue index", "/vj/state/prompt": "s: the prompt mix", "/vj/state/bpm": "f: tempo",
+    "/vj/state/fps": "f: displayed frames per second",
 }
 
 
-class ShowDispatcher(Dispatcher):
-    """A Dispatcher that never sleeps, never replies, and reports packets it cannot parse."""
+def address_table() -> str:
+    lines = ["address                  args             effect"]
+    lines += [f"{a:24s} {args:16s} {text}" for a, (args, text) in ADDRESSES.items()]
+    lines.append("")
+    lines.append("parameters (/vj/param/<name>):")
+    lines += [f"  {p.name:16s} {p.low:g}..{p.high:g} (default {p.default:g}) {p.help}" for p in PARAMS.values()]
+    lines.append("")
+    lines.append("feedback sent to control.osc_feedback (host:port), once a second and on change:")
+    lines += [f"  {a:22s} {text}" for a, text in FEEDBACK.items()]
+    return "\n".join(lines)
 
-    def __init__(self, on_malformed) -> None:
+
+class ShowDispatcher(Dispatcher):
+    """A Dispatcher that never sleeps, never replies, schedules future bundles, and reports bad packets."""
+
+    def __init__(self, on_malformed: Callable[[tuple, Exception], None],
+                 schedule: Callable[[float, Callable[[], None]], None]) -> None:
         super().__init__()
         self.on_malformed = on_malformed
+        self.schedule = schedule
 
     def call_handlers_for_packet(self, data: bytes, client_address: tuple[str, int]) -> list:
         try:
@@ -43,25 +76,73 @@ class ShowDispatcher(Dispatcher):
         except (osc_packet.ParseError, UnicodeDecodeError, ValueError, IndexError) as e:
             self.on_malformed(client_address, e)
             return []
+        now = time.time()
         for timed in messages:
             for handler in self.handlers_for_address(timed.message.address):
-                handler.invoke(client_address, timed.message)
+                call = lambda h=handler, m=timed.message: h.invoke(client_address, m)  # noqa: E731
+                if timed.time > now + 1e-3:
+                    self.schedule(min(timed.time, now + MAX_AHEAD_S), call)
+                else:
+                    call()
         return []
 
 
+class Scheduler:
+    """Runs callables at wall-clock times on one thread (for time-tagged bundles)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[float, int, Callable[[], None]]] = []
+        self._count = 0
+        self._wake = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="vj-osc-scheduler", daemon=True)
+        self._thread.start()
+
+    def add(self, when: float, call: Callable[[], None]) -> None:
+        with self._wake:
+            self._count += 1
+            heapq.heappush(self._queue, (when, self._count, call))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stop and (not self._queue or self._queue[0][0] > time.time()):
+                    self._wake.wait(timeout=None if not self._queue else max(0.0, self._queue[0][0] - time.time()))
+                if self._stop:
+                    return
+                _, _, call = heapq.heappop(self._queue)
+            call()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stop = True
+            self._wake.notify()
+
+
 class OscControl:
-    def __init__(self, state: ShowState, host: str = "127.0.0.1", port: int = 9010):
+    def __init__(self, state: ShowState, host: str = "127.0.0.1", port: int = 9010, feedback: str = ""):
         self.state = state
         self.warnings: Counter[str] = Counter()
         self.received = 0
-        self.dispatcher = ShowDispatcher(self._malformed)
-        self.dispatcher.map("/vj/prompt", self._guard(self._prompt))
-        self.dispatcher.map("/vj/param/*", self._guard(self._param))
-        for flag in ("freeze", "blackout", "quit"):
-            self.dispatcher.map(f"/vj/{flag}", self._guard(self._flag))
+        self.scheduler = Scheduler()
+        self.dispatcher = ShowDispatcher(self._malformed, self.scheduler.add)
+        routes = {
+            "/vj/prompt": self._prompt, "/vj/prompt/weighted": self._weighted, "/vj/param/*": self._param,
+            "/vj/cue/next": self._event("cue_next"), "/vj/cue/prev": self._event("cue_prev"),
+            "/vj/cue/goto": self._goto, "/vj/seek": self._seek,
+            "/vj/freeze": self._flag, "/vj/blackout": self._flag, "/vj/quit": self._flag,
+        }
+        for address, handler in routes.items():
+            self.dispatcher.map(address, self._guard(handler))
         self.dispatcher.set_default_handler(self._unknown)
-        self.server = BlockingOSCUDPServer((host, port), self.dispatcher)
-        self.server.handle_error = self._datagram_error  # malformed datagrams raise outside the dispatcher
+        try:
+            self.server = BlockingOSCUDPServer((host, port), self.dispatcher)
+        except OSError as e:
+            self.scheduler.stop()
+            raise ControlError(f"cannot listen for OSC on {host}:{port}: {e.strerror or e} "
+                               f"(another program uses the port? set control.osc_port)") from None
+        self.server.handle_error = lambda request, client: self._malformed(client, RuntimeError("unreadable"))
         accepts = self.server.verify_request  # drops what starts with neither "/" nor "#bundle", silently
 
         def verify(request, client_address) -> bool:
@@ -72,6 +153,8 @@ class OscControl:
 
         self.server.verify_request = verify
         self.address = self.server.server_address
+        self.feedback = _feedback_client(feedback)
+        self._last_feedback: dict[str, object] = {}
         self._thread = threading.Thread(target=self.server.serve_forever, name="vj-osc", daemon=True)
 
     def start(self) -> "OscControl":
@@ -82,7 +165,25 @@ class OscControl:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.scheduler.stop()
 
+    # -- feedback ---------------------------------------------------------------------------------------------
+    def send_feedback(self, cue: int, prompt: str, bpm: float, fps: float, force: bool = False) -> None:
+        """Sends what changed (or everything with force) to the feedback client, if one is configured."""
+        if self.feedback is None:
+            return
+        values = {"/vj/state/cue": int(cue), "/vj/state/prompt": prompt, "/vj/state/bpm": float(bpm),
+                  "/vj/state/fps": round(float(fps), 1)}
+        for address, value in values.items():
+            if force or self._last_feedback.get(address) != value:
+                try:
+                    self.feedback.send_message(address, value)
+                except OSError as e:
+                    self._warn("feedback", f"feedback to {self.feedback._address}:{self.feedback._port} failed: {e}")
+                    return
+                self._last_feedback[address] = value
+
+    # -- handlers -----------------------------------------------------------------------------------------------
     def _warn(self, key: str, message: str) -> None:
         self.warnings[key] += 1
         log.warning("OSC: %s", message)
@@ -92,25 +193,34 @@ class OscControl:
             self.received += 1
             try:
                 handler(address, *args)
-            except (ControlError, TypeError, ValueError, IndexError) as e:
+            except (ControlError, TypeError, ValueError, IndexError, OverflowError) as e:
                 self._warn(address, f"{address} {list(args)!r}: {e}")
             return None
         return wrapped
 
     def _unknown(self, address: str, *args) -> None:
         self.received += 1
-        self._warn("unknown", f"unknown address {address} (known: {', '.join(ADDRESSES)})")
+        self._warn("unknown", f"unknown address {address} (`vj osc` lists the known ones)")
 
     def _malformed(self, client_address: tuple[str, int], error: Exception) -> None:
         self._warn("malformed", f"malformed packet from {client_address[0]}:{client_address[1]} ignored: {error}")
 
-    def _datagram_error(self, request, client_address) -> None:
-        self._malformed(client_address, RuntimeError("unreadable datagram"))
-
     def _prompt(self, address: str, *args) -> None:
         if len(args) != 1 or not isinstance(args[0], str):
             raise ControlError("expects one string argument")
+        if len(args[0]) > MAX_STRING:
+            raise ControlError(f"prompt longer than {MAX_STRING} characters")
         self.state.set_prompt(args[0], "osc")
+
+    def _weighted(self, address: str, *args) -> None:
+        if not args or len(args) % 2 or len(args) > 16:
+            raise ControlError("expects 1 to 8 text/weight pairs")
+        prompts = []
+        for text, weight in zip(args[::2], args[1::2]):
+            if not isinstance(text, str) or isinstance(weight, (str, bytes)) or not math.isfinite(float(weight)):
+                raise ControlError("expects text (s) then weight (f) pairs")
+            prompts.append(WeightedPrompt(" ".join(text.replace("|", " ").split()), float(weight)))
+        self.state.set_prompt(format_prompts(prompts), "osc")
 
     def _param(self, address: str, *args) -> None:
         name = address.rsplit("/", 1)[-1]
@@ -120,7 +230,32 @@ class OscControl:
             raise ControlError("expects one number")
         self.state.set(name, args[0], "osc")
 
+    def _event(self, kind: str):
+        def handler(address: str, *args) -> None:
+            self.state.post(kind, 0.0, "osc")
+        return handler
+
+    def _goto(self, address: str, *args) -> None:
+        if len(args) != 1 or isinstance(args[0], (str, bytes)) or float(args[0]) != int(args[0]):
+            raise ControlError("expects one whole number (the cue index)")
+        self.state.post("cue_goto", int(args[0]), "osc")
+
+    def _seek(self, address: str, *args) -> None:
+        if len(args) != 1 or isinstance(args[0], (str, bytes)):
+            raise ControlError("expects one number (seconds)")
+        self.state.post("seek", float(args[0]), "osc")
+
     def _flag(self, address: str, *args) -> None:
         flag = address.rsplit("/", 1)[-1]
-        on = True if not args else bool(float(args[0]))
-        self.state.set_flag(flag, on, "osc")
+        if args and (isinstance(args[0], (str, bytes)) or not math.isfinite(float(args[0]))):
+            raise ControlError("expects 1 or 0")
+        self.state.set_flag(flag, True if not args else bool(float(args[0])), "osc")
+
+
+def _feedback_client(target: str) -> SimpleUDPClient | None:
+    if not target:
+        return None
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ControlError(f"control.osc_feedback must be host:port, got {target!r}")
+    return SimpleUDPClient(host, int(port))

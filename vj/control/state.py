@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections import deque
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -41,6 +42,16 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
 )}
 
 
+EVENTS = ("cue_next", "cue_prev", "cue_goto", "seek")  # discrete transport events (queued, not values)
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str                           # one of EVENTS
+    value: float = 0.0                  # cue index for cue_goto, seconds for seek
+    source: str = ""                    # who sent it (osc, midi, key)
+
+
 class ControlError(ValueError):
     """A control message that cannot be applied; the message says which parameter and why."""
 
@@ -53,6 +64,7 @@ class ShowSnapshot:
     blackout: bool = False              # output black
     quit: bool = False                  # the show should end
     last_change: tuple[str, str, float] = ("", "", 0.0)  # (what, source, wall time)
+    sources: Mapping[str, str] = MappingProxyType({})  # parameter -> who set it last (absent = default)
     version: int = 0
 
 
@@ -63,6 +75,7 @@ class ShowState:
         self._snapshot = ShowSnapshot(MappingProxyType(values))
         self._write_lock = threading.Lock()  # between writers only; readers never take it
         self.changes: list[tuple[float, str, str, object]] = []  # (time, source, what, value), for the control log
+        self.events: deque[Event] = deque(maxlen=256)  # appended by listeners, drained by the show loop
 
     def snapshot(self) -> ShowSnapshot:
         return self._snapshot
@@ -87,13 +100,36 @@ class ShowState:
         if not math.isfinite(value):
             raise ControlError(f"parameter {name} needs a finite number, got {value!r}")
         value = param.clamp(value)
-        values = dict(self._snapshot.values)
-        values[name] = value
-        self._swap(source, name, value, values=MappingProxyType(values))
+        with self._write_lock:  # read-modify-write of the whole mapping: writers must not interleave
+            current = self._snapshot
+            values = dict(current.values)
+            values[name] = value
+            sources = dict(current.sources)
+            sources[name] = source
+            self._snapshot = replace(current, values=MappingProxyType(values), sources=MappingProxyType(sources),
+                                     last_change=(name, source, time.time()), version=current.version + 1)
+            self.changes.append((time.time(), source, name, value))
         return value
 
     def set_prompt(self, text: str | None, source: str) -> None:
         self._swap(source, "prompt", text, prompt_override=text or None)
+
+    def post(self, kind: str, value: float = 0.0, source: str = "") -> None:
+        """Queues a discrete event (cue next/prev/goto, seek) for the show loop, which owns the clock."""
+        if kind not in EVENTS:
+            raise ControlError(f"unknown event {kind!r} (known: {', '.join(EVENTS)})")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ControlError(f"{kind} needs a finite number, got {value!r}")
+        self.events.append(Event(kind, value, source))
+        with self._write_lock:
+            self.changes.append((time.time(), source, kind, value))
+
+    def drain_events(self) -> list[Event]:
+        out = []
+        while self.events:
+            out.append(self.events.popleft())
+        return out
 
     def set_flag(self, flag: str, on: bool, source: str) -> None:
         if flag not in ("freeze", "blackout", "quit"):

@@ -60,3 +60,39 @@ class Timeline:
         # Out of nothing (the first cue, or after a clear) a prompt takes hold at once; between prompts it fades.
         fade = 1.0 if transition <= 0 or not previous else min(1.0, since / transition)
         return CueState(i, mix(previous, self.effective[i], fade), since, fade, cue, next_cue)
+
+
+class WatchedTimeline:
+    """A timeline backed by a cue sheet file, reloaded when the file changes. A bad edit keeps the last good sheet
+    and leaves the reason in `error` (for the HUD and log), so the show never stops on a typo."""
+
+    def __init__(self, path, transition_s: float = 1.0, lenient: bool = True):
+        from pathlib import Path
+
+        from vj.cues.lrc import read_lrc
+
+        self.path, self.transition_s, self.lenient = Path(path), transition_s, lenient
+        self._read = read_lrc
+        self.error: str | None = None
+        self.mtime = self.path.stat().st_mtime
+        self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s)
+
+    def reload_if_changed(self) -> bool:
+        """Re-reads the file if it changed; returns True when a new sheet took effect."""
+        from vj.cues.lrc import LrcError
+
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError as e:
+            self.error = f"{self.path}: {e.strerror or e}; keeping the last good cue sheet"
+            return False
+        if mtime == self.mtime:
+            return False
+        self.mtime = mtime
+        try:
+            sheet = self._read(self.path, lenient=self.lenient)
+        except LrcError as e:
+            self.error = f"{e}; keeping the last good cue sheet"
+            return False
+        self.timeline, self.error = Timeline(sheet, self.transition_s), None
+        return True
