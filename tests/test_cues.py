@@ -106,3 +106,43 @@ def test_cues_check_json(tmp_path):
     assert cue["words"] == [{"time": 1.5, "word": "hello"}, {"time": 2.0, "word": "world:0.5"}]
     assert "line skipped" in proc.stderr
     assert run_vj("cues", "check", str(path), "--strict", check=False).returncode != 0
+
+
+def test_timeline_loops():
+    tl = Timeline(parse_lrc("[00:00.00]a\n[00:05.00]b\n"), transition_s=0, loop_s=8.0)
+    assert tl.at(9.0).cue.text == "a" and tl.at(13.5).cue.text == "b"
+
+
+def test_watched_sheet_reloads_and_keeps_last_good_on_a_bad_edit(tmp_path):
+    import os
+
+    from vj.cues.timeline import WatchedTimeline
+
+    path = tmp_path / "live.lrc"
+    path.write_text("[00:00.00]first\n")
+    watched = WatchedTimeline(path, lenient=False)
+    assert watched.timeline.at(1.0).cue.text == "first"
+
+    def edit(text, bump):
+        path.write_text(text)
+        os.utime(path, (path.stat().st_mtime + bump, path.stat().st_mtime + bump))
+
+    edit("[00:00.00]second\n", 1)
+    assert watched.reload_if_changed() and watched.timeline.at(1.0).cue.text == "second"
+    edit("[00:00.00]third\n[00:99.00]broken\n", 2)
+    assert not watched.reload_if_changed()
+    assert watched.timeline.at(1.0).cue.text == "second"
+    assert "live.lrc:2:" in watched.error and "keeping the last good" in watched.error
+    edit("[00:00.00]fixed\n", 3)
+    assert watched.reload_if_changed() and watched.error is None
+
+
+def test_cue_events_jump_the_show_clock():
+    from vj.engine.show import _cue_target
+
+    tl = Timeline(parse_lrc("[00:01.00]a\n[00:04.00]b\n[00:09.00]c\n"))
+    assert _cue_target(tl, "cue_next", 0, 5.0) == 9.0
+    assert _cue_target(tl, "cue_prev", 0, 5.0) == 1.0
+    assert _cue_target(tl, "cue_goto", 1, 0.0) == 4.0
+    assert _cue_target(tl, "cue_next", 0, 10.0) is None
+    assert _cue_target(None, "cue_next", 0, 1.0) is None

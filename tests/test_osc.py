@@ -82,3 +82,81 @@ def test_oscsend_from_liblo(osc):
     subprocess.run([oscsend, host, str(port), "/vj/param/rgb_split", "f", "0.25"], check=True)
     assert wait_for(lambda: state.snapshot().values["rgb_split"] == 0.25)
     assert state.snapshot().prompt_override == "a glass city"
+
+
+def test_weighted_prompt_cue_events_and_seek(osc):
+    state, control = osc
+    send(control.address, message("/vj/prompt/weighted", "neon | rain", 1.0, "fog", -0.5))
+    send(control.address, message("/vj/cue/next"))
+    send(control.address, message("/vj/cue/goto", 3))
+    send(control.address, message("/vj/seek", 12.5))
+    send(control.address, message("/vj/cue/goto", 1.5))  # not a whole number: refused
+    assert wait_for(lambda: len(state.events) == 3 and control.warnings["/vj/cue/goto"] == 1)
+    assert state.snapshot().prompt_override == "neon rain:1 | fog:-0.5"
+    assert [(e.kind, e.value) for e in state.drain_events()] == [("cue_next", 0.0), ("cue_goto", 3.0), ("seek", 12.5)]
+
+
+def bundle(when: float, *messages: bytes) -> bytes:
+    from pythonosc.osc_bundle_builder import OscBundleBuilder
+    from pythonosc.osc_message import OscMessage
+
+    builder = OscBundleBuilder(when)
+    for m in messages:
+        builder.add_content(OscMessage(m))
+    return builder.build().dgram
+
+
+def test_future_bundle_is_scheduled_without_blocking_the_server(osc):
+    state, control = osc
+    send(control.address, bundle(time.time() + 1.0, message("/vj/param/vignette", 0.25)))
+    send(control.address, message("/vj/param/hue_shift", 0.5))  # must not wait behind the bundle
+    assert wait_for(lambda: state.snapshot().values["hue_shift"] == 0.5, timeout=0.5)
+    assert state.snapshot().values["vignette"] == 1.0
+    assert wait_for(lambda: state.snapshot().values["vignette"] == 0.25, timeout=3.0)
+
+
+def test_far_future_bundle_is_clamped(osc):
+    state, control = osc
+    send(control.address, bundle(time.time() + 3600, message("/vj/param/vignette", 0.5)))
+    assert wait_for(lambda: state.snapshot().values["vignette"] == 0.5, timeout=8.0)
+
+
+def test_feedback_reaches_a_real_osc_server():
+    import select
+
+    oscdump = shutil.which("oscdump")
+    if oscdump is None:
+        pytest.fail("oscdump (liblo-tools) is not installed; scripts/system_deps.sh installs it")
+    port = free_port()
+    dump = subprocess.Popen([oscdump, "-L", str(port)], stdout=subprocess.PIPE, text=True)
+    control = OscControl(ShowState(), "127.0.0.1", free_port(), feedback=f"127.0.0.1:{port}")
+    text = ""
+    try:
+        deadline = time.time() + 10
+        while "/vj/state/fps" not in text and time.time() < deadline:
+            control.send_feedback(2, "neon rain", 124.0, 59.7, force=True)  # UDP: resend until oscdump is up
+            while select.select([dump.stdout], [], [], 0.2)[0]:
+                text += dump.stdout.readline()
+    finally:
+        control.stop()
+        dump.terminate()
+    assert "/vj/state/cue i 2" in text and '/vj/state/prompt s "neon rain"' in text
+    assert "/vj/state/fps f 59.7" in text
+
+
+def test_port_already_taken_is_a_clear_error():
+    from vj.control.state import ControlError
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with pytest.raises(ControlError, match=f"cannot listen for OSC on 127.0.0.1:{port}"):
+            OscControl(ShowState(), "127.0.0.1", port)
+
+
+def test_vj_osc_prints_the_table():
+    from conftest import run_vj
+
+    out = run_vj("osc").stdout
+    for address in ("/vj/prompt", "/vj/param/<name>", "/vj/cue/goto", "/vj/seek", "/vj/state/cue", "hue_shift"):
+        assert address in out

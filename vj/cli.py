@@ -185,6 +185,36 @@ def cmd_cues_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_osc(args: argparse.Namespace) -> int:
+    from vj.control.osc import address_table
+
+    cfg = _config(args)
+    print(f"vj listens for OSC on {cfg.control.osc_host}:{cfg.control.osc_port}\n")
+    print(address_table())
+    return 0
+
+
+def cmd_midi_learn(args: argparse.Namespace) -> int:
+    from vj.control.midi import learn
+
+    cfg = _config(args)
+    mapping = args.mapping or cfg.control.midi_mapping
+    if not mapping:
+        raise config_mod.ConfigError("--mapping FILE (or control.midi_mapping) names the file to write")
+    print(f"touch a control on a MIDI port matching {args.port!r} (waiting {args.timeout:g} s)...", flush=True)
+    row = learn(args.port, mapping, param=args.param, action=args.action, slot=args.slot, timeout=args.timeout)
+    print(f"wrote to {mapping}:\n{row}")
+    return 0
+
+
+def cmd_midi_ports(args: argparse.Namespace) -> int:
+    from vj.devices import describe_devices
+
+    for line in describe_devices()["midi"]:
+        print(line)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from vj import bench
 
@@ -260,6 +290,21 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help='print {"tags": {...}, "cues": [...]} as JSON')
     p.add_argument("--strict", action="store_true", help="a malformed line is an error (default: warn and skip)")
 
+    command("osc", cmd_osc, "print the OSC address table (what vj listens to and sends back)")
+
+    midi = sub.add_parser("midi", help="MIDI ports and mapping", description="MIDI ports and mapping",
+                          parents=[common])
+    midi_sub = midi.add_subparsers(dest="midi_command", required=True, metavar="ACTION", parser_class=Parser)
+    command("ports", cmd_midi_ports, "list MIDI input ports", into=midi_sub)
+    p = command("learn", cmd_midi_learn, "touch a control, pick what it drives; the mapping file is written",
+                into=midi_sub)
+    p.add_argument("port", help="input port name substring (\"*\" = all)")
+    p.add_argument("--mapping", metavar="FILE", help="mapping file to write (default: control.midi_mapping)")
+    p.add_argument("--param", help="parameter for a CC (default: ask)")
+    p.add_argument("--action", help="action for a note: cue_next, cue_prev, freeze, blackout, prompt (default: ask)")
+    p.add_argument("--slot", type=int, default=0, help="prompt bank slot for action prompt (default 0)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
+
     p = command("bench", cmd_bench, "quick benchmarks of this machine (full ones: make bench)")
     p.add_argument("what", nargs="?", default="all", choices=["all", "generator", "guidance", "compositor"],
                    help="which part to measure (default all)")
@@ -269,12 +314,15 @@ def build_parser() -> Parser:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from vj.audio.files import AudioFileError
+    from vj.control.midi import MidiMappingError
+    from vj.control.state import ControlError
     from vj.cues.lrc import LrcError
     from vj.models.checkpoints import CheckpointError
     from vj.models.loading import ModelError
     from vj.models.registry import DownloadError
 
-    return (config_mod.ConfigError, LrcError, AudioFileError, CheckpointError, ModelError, DownloadError)
+    return (config_mod.ConfigError, LrcError, AudioFileError, CheckpointError, ModelError, DownloadError,
+            ControlError, MidiMappingError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,6 +67,7 @@ class AudioConfig:
 class CuesConfig:
     transition_s: float = 1.0           # crossfade between consecutive cues
     lenient: bool = True                # skip malformed LRC lines with a warning instead of failing
+    loop_s: float = 0.0                 # live: repeat the cue sheet every loop_s seconds (0 = play once)
 
 
 @dataclass(frozen=True)

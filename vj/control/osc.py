@@ -163,7 +163,8 @@ class OscControl:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever(), forever if it never ran
+            self.server.shutdown()
         self.server.server_close()
         self.scheduler.stop()
 

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
@@ -64,7 +64,7 @@ class ShowSnapshot:
     blackout: bool = False              # output black
     quit: bool = False                  # the show should end
     last_change: tuple[str, str, float] = ("", "", 0.0)  # (what, source, wall time)
-    sources: Mapping[str, str] = MappingProxyType({})  # parameter -> who set it last (absent = default)
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # param -> who set it last
     version: int = 0
 
 

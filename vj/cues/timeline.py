@@ -33,10 +33,11 @@ def mix(a: tuple[WeightedPrompt, ...], b: tuple[WeightedPrompt, ...], alpha: flo
 
 
 class Timeline:
-    def __init__(self, sheet: CueSheet, transition_s: float = 1.0):
+    def __init__(self, sheet: CueSheet, transition_s: float = 1.0, loop_s: float = 0.0):
         self.sheet = sheet
         self.cues = sheet.cues
         self.transition_s = transition_s
+        self.loop_s = loop_s  # > 0: the sheet repeats every loop_s seconds (a set that cycles)
         self.times = [c.time for c in self.cues]
         # What each cue shows: its own prompts, or the held prompts of the cue before (empty line), or none.
         self.effective: list[tuple[WeightedPrompt, ...]] = []
@@ -46,9 +47,14 @@ class Timeline:
             self.effective.append(held)
 
     def index_at(self, t: float) -> int:
-        return bisect.bisect_right(self.times, t) - 1
+        return bisect.bisect_right(self.times, self.local(t)) - 1
+
+    def local(self, t: float) -> float:
+        """Show time to sheet time (wrapped when looping)."""
+        return t % self.loop_s if self.loop_s > 0 else t
 
     def at(self, t: float) -> CueState:
+        t = self.local(t)
         i = self.index_at(t)
         next_cue = self.cues[i + 1] if i + 1 < len(self.cues) else None
         if i < 0:
@@ -66,16 +72,16 @@ class WatchedTimeline:
     """A timeline backed by a cue sheet file, reloaded when the file changes. A bad edit keeps the last good sheet
     and leaves the reason in `error` (for the HUD and log), so the show never stops on a typo."""
 
-    def __init__(self, path, transition_s: float = 1.0, lenient: bool = True):
+    def __init__(self, path, transition_s: float = 1.0, lenient: bool = True, loop_s: float = 0.0):
         from pathlib import Path
 
         from vj.cues.lrc import read_lrc
 
-        self.path, self.transition_s, self.lenient = Path(path), transition_s, lenient
+        self.path, self.transition_s, self.lenient, self.loop_s = Path(path), transition_s, lenient, loop_s
         self._read = read_lrc
         self.error: str | None = None
         self.mtime = self.path.stat().st_mtime
-        self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s)
+        self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s, loop_s)
 
     def reload_if_changed(self) -> bool:
         """Re-reads the file if it changed; returns True when a new sheet took effect."""
@@ -94,5 +100,5 @@ class WatchedTimeline:
         except LrcError as e:
             self.error = f"{e}; keeping the last good cue sheet"
             return False
-        self.timeline, self.error = Timeline(sheet, self.transition_s), None
+        self.timeline, self.error = Timeline(sheet, self.transition_s, self.loop_s), None
         return True

@@ -20,10 +20,10 @@ from vj.audio.features import SILENCE, FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.stream import AudioAnalyzer, FilePlayback, LiveInput
 from vj.config import Config
+from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
 from vj.control.state import PARAMS, ShowState
-from vj.cues.lrc import read_lrc
-from vj.cues.timeline import Timeline
+from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker
 from vj.models.loading import load_models
@@ -39,13 +39,13 @@ def _extractor(cfg: Config, sample_rate: int) -> FeatureExtractor:
     return FeatureExtractor(sample_rate, a.block_size, a.fft_size, tuple(a.band_edges), a.attack_s, a.release_s)
 
 
-def _timeline(cfg: Config, lrc_path: str | Path | None) -> Timeline | None:
+def _timeline(cfg: Config, lrc_path: str | Path | None) -> WatchedTimeline | None:
     if not lrc_path:
         return None
-    sheet = read_lrc(lrc_path, lenient=cfg.cues.lenient)
-    for warning in sheet.warnings:
+    watched = WatchedTimeline(lrc_path, cfg.cues.transition_s, cfg.cues.lenient, cfg.cues.loop_s)
+    for warning in watched.timeline.sheet.warnings:
         log.warning(warning)
-    return Timeline(sheet, cfg.cues.transition_s)
+    return watched
 
 
 def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None) -> int:
@@ -62,9 +62,12 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
         analyzer.start()
         start[0] = time.perf_counter()
 
+    def seek(t: float) -> None:  # live: move the show clock's origin
+        start[0] = time.perf_counter() - max(0.0, t)
+
     try:
         return _run_show(cfg, lambda: time.perf_counter() - start[0], lambda: analyzer.features, timeline, duration,
-                         begin=begin)
+                         seek=seek, begin=begin)
     finally:
         analyzer.stop()
         source.stop()
@@ -120,16 +123,34 @@ class _SilentPlayback(FilePlayback):
         self._running = False
 
 
-def _run_show(cfg: Config, clock: Callable[[], float], features, timeline: Timeline | None,
-              duration: float | None, seek: Callable[[float], None] | None = None,
+def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:
+    """The show time a cue event jumps to (None if there is nowhere to go)."""
+    if timeline is None or not timeline.cues:
+        return None
+    i = timeline.index_at(now)
+    target = {"cue_next": i + 1, "cue_prev": max(i - 1, 0), "cue_goto": int(value)}[kind]
+    return timeline.cues[target].time if 0 <= target < len(timeline.cues) else None
+
+
+def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
+    if not cfg.control.midi_port:
+        return None
+    mapping = load_mapping(cfg.control.midi_mapping) if cfg.control.midi_mapping else MidiMapping()
+    return MidiInput(cfg.control.midi_port, MidiRouter(state, mapping, cfg.control.prompt_bank)).start()
+
+
+def _run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
+              duration: float | None, seek: Callable[[float], None],
               begin: Callable[[], None] = lambda: None) -> int:
     """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws."""
     models = load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
     state = ShowState({"steps_per_frame": cfg.optimizer.steps_per_frame, "audio_gain": cfg.optimizer.audio_gain})
-    osc = OscControl(state, cfg.control.osc_host, cfg.control.osc_port).start()
-    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, timeline)
+    osc = OscControl(state, cfg.control.osc_host, cfg.control.osc_port, cfg.control.osc_feedback).start()
+    midi = _midi(cfg, state)
+    current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
+    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
     d = cfg.display
     window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
@@ -139,6 +160,7 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, timeline: Timel
     hud, shown_seq, displayed = d.hud, 0, 0
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     started, last_report = time.perf_counter(), time.perf_counter()
+    reported_error: str | None = None  # the cue sheet problem last logged, so each is said once
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
@@ -153,8 +175,16 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, timeline: Timel
                     state.set_flag("blackout", not state.snapshot().blackout, "key")
                 elif key == glfw.KEY_H:
                     hud = not hud
-                elif seek and key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
-                    seek(clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0))
+                elif key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
+                    state.post("seek", max(0.0, clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0)), "key")
+                elif key in (glfw.KEY_PAGE_UP, glfw.KEY_PAGE_DOWN):
+                    state.post("cue_prev" if key == glfw.KEY_PAGE_UP else "cue_next", 0.0, "key")
+            for event in state.drain_events():
+                target = event.value if event.kind == "seek" else \
+                    _cue_target(current_timeline(), event.kind, event.value, clock())
+                if target is not None:
+                    seek(target)
+                    log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
@@ -184,10 +214,18 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, timeline: Timel
                           f"{(frame.prompt if frame else '')[:60]}")
                 window.set_title(status if hud else "vj")
                 log.info(status)
+                osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", 0.0, fps)
+                if watched and watched.reload_if_changed():
+                    log.info("cue sheet %s reloaded (%d cues)", watched.path, len(watched.timeline.cues))
+                elif watched and watched.error and watched.error != reported_error:
+                    log.warning(watched.error)
+                reported_error = watched.error if watched else None
                 displayed, last_report = 0, now
     finally:
         worker.stop()
         osc.stop()
+        if midi is not None:
+            midi.stop()
         compositor.release()
         window.close()
     return 0

@@ -53,7 +53,8 @@ class PublishedFrame:
 
 class EngineWorker:
     def __init__(self, optimizer: LatentOptimizer, cfg: OptimizerConfig, state: ShowState,
-                 clock: Callable[[], float], features: Callable[[], AudioFeatures], timeline: Timeline | None = None):
+                 clock: Callable[[], float], features: Callable[[], AudioFeatures],
+                 timeline: Callable[[], Timeline | None] = lambda: None):
         self.optimizer, self.cfg, self.state = optimizer, cfg, state
         self.clock, self.features, self.timeline = clock, features, timeline
         self.frames: LatestSlot[PublishedFrame] = LatestSlot()
@@ -74,7 +75,8 @@ class EngineWorker:
         while not self._stop.is_set():
             try:
                 snap, t, feats = self.state.snapshot(), self.clock(), self.features()
-                cue_state = self.timeline.at(t) if self.timeline else None
+                timeline = self.timeline()  # the newest good sheet (reloaded by the show loop on edits)
+                cue_state = timeline.at(t) if timeline else None
                 prompts = cue_state.prompts if cue_state else ()
                 if snap.prompt_override:
                     try:
