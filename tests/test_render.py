@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, run_vj
 
 FPS = 10
-SECONDS = 8.0
+SECONDS = 20.0
 TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4"]
 
 
@@ -31,9 +31,10 @@ def rendered(tmp_path_factory):
     wav, lrc, mp4, log = tmp / "beat.wav", tmp / "cues.lrc", tmp / "out.mp4", tmp / "frames.jsonl"
     subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", str(SECONDS)],
                    check=True)
-    lrc.write_text("[00:00.00]a neon city\n[00:02.55]deep ocean:1 | glow:0.5\n[00:05.30]sunflowers {steps=2}\n")
+    lrc.write_text("[00:00.00]a neon city\n[00:02.55]deep ocean:1 | glow:0.5\n[00:05.30]sunflowers {steps=2}\n"
+                   "[00:12.00]fire and ice\n[00:17.25]a forest in fog\n")
     proc = run_vj("render", str(wav), "--lrc", str(lrc), "-o", str(mp4), "--fps", str(FPS), "--size", "128x96",
-                  "--steps", "1", "--seed", "7", "--frames-log", str(log), *TINY)
+                  "--steps", "1", "--seed", "7", "--frames-log", str(log), "--stills", str(tmp / "stills"), *TINY)
     return mp4, log, proc
 
 
@@ -56,7 +57,7 @@ def test_frames_log_starts_each_cue_on_the_frame_at_its_time(rendered):
     _, log, _ = rendered
     frames = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(frames) == math.ceil(SECONDS * FPS)
-    for cue, t in enumerate([0.0, 2.55, 5.30]):
+    for cue, t in enumerate([0.0, 2.55, 5.30, 12.0, 17.25]):
         first = next(f for f in frames if f["cue"] == cue)
         assert first["frame"] == math.ceil(t * FPS - 1e-9)
         assert abs(first["t"] - first["frame"] / FPS) < 1e-6
@@ -77,3 +78,15 @@ def test_render_is_deterministic_for_a_seed(rendered, tmp_path):
                "--seed", "3", "--frames-log", str(out), *TINY)
         logs.append(out.read_text())
     assert logs[0] == logs[1]
+
+
+def test_stills_one_per_cue_and_a_contact_sheet(rendered):
+    from PIL import Image
+
+    mp4, _, _ = rendered
+    stills = mp4.parent / "stills"
+    names = sorted(p.name for p in stills.glob("cue*.png"))
+    assert names == [f"cue{i:02d}.png" for i in range(5)]
+    assert Image.open(stills / "cue00.png").size == (128, 96)
+    sheet = Image.open(stills / "contact.png")
+    assert sheet.size[0] == 4 * 128 and sheet.size[1] > 2 * 96

@@ -76,7 +76,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
                            "render.seed": args.seed, "optimizer.steps_per_frame": args.steps})
     result = render_video(args.audio, args.output, cfg, lrc_path=args.lrc, frames_log=args.frames_log,
-                          progress=not args.quiet)
+                          stills_dir=args.stills, progress=not args.quiet)
     print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s of audio)")
     for note in result.notes:
         print(f"note: {note}")
@@ -251,6 +251,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, help="seed for the start latent and cutouts (default: render.seed)")
     p.add_argument("--steps", type=positive_int, help="guided steps per frame (default: optimizer.steps_per_frame)")
     p.add_argument("--frames-log", metavar="FILE", help="write one JSON line per frame (t, cue, prompts, loss)")
+    p.add_argument("--stills", metavar="DIR", help="also write one PNG per cue (its last frame) and contact.png")
 
     p = command("live", cmd_live, "perform: audio input, OSC and MIDI control, optional cue sheet, full-screen window")
     p.add_argument("--lrc", metavar="FILE", help="cue sheet to follow from the start (wall clock)")

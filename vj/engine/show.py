@@ -28,6 +28,7 @@ from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker
 from vj.models.loading import load_models
 from vj.render.compositor import EFFECTS, Compositor
+from vj.render.hud import Hud
 from vj.render.offline import effect_inputs
 from vj.render.window import Window
 
@@ -154,6 +155,7 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
     d = cfg.display
     window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
+    hud_overlay = Hud(window.ctx)
     begin()
     worker.start()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
@@ -175,6 +177,8 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                     state.set_flag("blackout", not state.snapshot().blackout, "key")
                 elif key == glfw.KEY_H:
                     hud = not hud
+                elif key == glfw.KEY_F:
+                    window.toggle_fullscreen(d.monitor)
                 elif key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
                     state.post("seek", max(0.0, clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0)), "key")
                 elif key in (glfw.KEY_PAGE_UP, glfw.KEY_PAGE_DOWN):
@@ -199,10 +203,11 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
             if shown_seq and not snap.blackout:
                 inputs = effect_inputs(clock(), features(), blend=min(1.0, (now - frame_shown_at) / frame_interval))
                 inputs.amounts = {name: snap.values[name] for name in EFFECTS if name in PARAMS}
-                window.ctx.copy_framebuffer(window.ctx.screen, compositor.render(inputs))
+                window.present(compositor.render(inputs).color_attachments[0])
             else:
-                window.ctx.screen.use()
-                window.ctx.clear(0.0, 0.0, 0.0)
+                window.present(None)
+            if hud:
+                hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
             window.swap()
             displayed += 1
             # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
@@ -214,7 +219,12 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                           f"{(frame.prompt if frame else '')[:60]}")
                 window.set_title(status if hud else "vj")
                 log.info(status)
+                hud_overlay.set_lines(_hud_lines(clock(), current_timeline(), frame, fps, state, osc, midi,
+                                                 compositor, worker, watched))
                 osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", 0.0, fps)
+                for name in compositor.reload_changed():
+                    log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
+                             if name in compositor.errors else "")
                 if watched and watched.reload_if_changed():
                     log.info("cue sheet %s reloaded (%d cues)", watched.path, len(watched.timeline.cues))
                 elif watched and watched.error and watched.error != reported_error:
@@ -227,5 +237,37 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
         if midi is not None:
             midi.stop()
         compositor.release()
+        hud_overlay.release()
         window.close()
     return 0
+
+
+def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: ShowState, osc: OscControl,
+               midi: MidiInput | None, compositor: Compositor, worker: EngineWorker,
+               watched: WatchedTimeline | None) -> list[str]:
+    """What the performer sees: cue now and next, rates, who changed what last, and every warning."""
+    lines = []
+    if timeline is not None:
+        cue_state = timeline.at(t)
+        now = cue_state.cue.text if cue_state.cue else "(before the first cue)"
+        lines.append(f"{t:7.1f}s  cue {cue_state.index}: {now[:70]}")
+        if cue_state.next_cue is not None:
+            lines.append(f"next at {cue_state.next_cue.time:.1f}s: {cue_state.next_cue.text[:60]}")
+    snap = state.snapshot()
+    if snap.prompt_override:
+        lines.append(f"live prompt: {snap.prompt_override[:70]}")
+    lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s"
+                 + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
+    what, source, _ = snap.last_change
+    if what:
+        lines.append(f"last: {what} by {source}")
+    warnings = sum(osc.warnings.values()) + (midi.handler.warnings if midi else 0)
+    if warnings:
+        lines.append(f"! {warnings} bad control message(s) ignored (see log)")
+    if worker.errors:
+        lines.append(f"! engine errors: {worker.errors} (see log)")
+    for name, error in compositor.errors.items():
+        lines.append(f"! shader {name}: {error.splitlines()[-1][:70]}")
+    if watched and watched.error:
+        lines.append(f"! {watched.error[:90]}")
+    return lines

@@ -26,6 +26,7 @@ from vj.cues.timeline import Timeline
 from vj.engine.optimizer import LatentOptimizer, learning_rate
 from vj.models.loading import Models, load_models
 from vj.render.compositor import Compositor, EffectInputs, headless_context
+from vj.render.stills import StillsWriter
 from vj.render.video import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def render_video(
     cfg: Config,
     lrc_path: str | Path | None = None,
     frames_log: str | Path | None = None,
+    stills_dir: str | Path | None = None,  # one PNG per cue and a contact sheet
     progress: bool = True,
     models: Models | None = None,      # preloaded networks (tests); None = from cfg.model
 ) -> RenderResult:
@@ -70,6 +72,7 @@ def render_video(
     ctx = headless_context()
     compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
     log_file = open(frames_log, "w", encoding="utf-8") if frames_log else None
+    stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
     steps = cfg.optimizer.steps_per_frame
     last_prompts = None
     try:
@@ -93,7 +96,10 @@ def render_video(
                 image = optimizer.frame()
                 frame = (image.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
                 compositor.upload(frame)
-                writer.write(compositor.read(compositor.render(effect_inputs(t, features))))
+                shown = compositor.read(compositor.render(effect_inputs(t, features)))
+                writer.write(shown)
+                if stills is not None:
+                    stills.add(state.index, shown)
                 if log_file:
                     log_file.write(json.dumps({
                         "frame": i, "t": round(t, 6), "cue": state.index,
@@ -102,6 +108,8 @@ def render_video(
                         "loss": None if result is None else round(float(result.loss), 6),
                         "lr": round(lr, 6), "onset": round(features.onset, 4),
                     }) + "\n")
+        if stills is not None:
+            stills.close()
     finally:
         if log_file:
             log_file.close()

@@ -8,7 +8,7 @@ import logging
 import glfw
 import moderngl
 
-from vj.render.compositor import load_triton_before_gl
+from vj.render.compositor import SHADER_DIR, _source, load_triton_before_gl
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,36 @@ class Window:
         glfw.swap_interval(1 if vsync else 0)
         self.ctx = moderngl.create_context()
         self.keys: list[int] = []  # pressed since the last poll
+        self._windowed = (0, 0, width, height)  # x, y, w, h to return to from full screen
         glfw.set_key_callback(self.handle, self._on_key)
+        # ctx.screen keeps the size it was created with; drawing through a pass at the current size survives resizes.
+        self._present = self.ctx.program(vertex_shader=_source(SHADER_DIR / "fullscreen.vert"),
+                                         fragment_shader=_source(SHADER_DIR / "present.frag"))
+        self._present_vao = self.ctx.vertex_array(self._present, [])
         log.info("window %dx%d on %s", *self.framebuffer_size, self.ctx.info["GL_RENDERER"])
 
     def _on_key(self, window, key, scancode, action, mods) -> None:
         if action == glfw.PRESS:
             self.keys.append(key)
+
+    def present(self, texture: moderngl.Texture | None) -> None:
+        """Draws the texture over the whole window (black if None); the HUD may draw on top before swap()."""
+        screen = self.ctx.screen
+        screen.use()
+        screen.viewport = (0, 0, *self.framebuffer_size)
+        self.ctx.clear(0.0, 0.0, 0.0)
+        if texture is not None:
+            texture.use(0)
+            self._present["u_input"].value = 0
+            self._present_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def read(self) -> "np.ndarray":
+        """What the window shows now, [H, W, 3] uint8, top row first (before swap())."""
+        import numpy as np
+
+        w, h = self.framebuffer_size
+        data = self.ctx.screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
+        return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1]
 
     @property
     def framebuffer_size(self) -> tuple[int, int]:
@@ -62,6 +86,22 @@ class Window:
     def should_close(self) -> bool:
         return bool(glfw.window_should_close(self.handle))
 
+    def toggle_fullscreen(self, monitor: int = 0) -> None:
+        """Windowed <-> full screen on the given monitor (the windowed size and place are remembered)."""
+        current = glfw.get_window_monitor(self.handle)
+        if current:
+            x, y, w, h = self._windowed
+            glfw.set_window_monitor(self.handle, None, x, y, w, h, 0)
+            return
+        monitors = glfw.get_monitors() or []
+        if not monitors:
+            log.warning("no monitor to go full screen on")
+            return
+        self._windowed = (*glfw.get_window_pos(self.handle), *glfw.get_window_size(self.handle))
+        target = monitors[min(monitor, len(monitors) - 1)]
+        mode = glfw.get_video_mode(target)
+        glfw.set_window_monitor(self.handle, target, 0, 0, mode.size.width, mode.size.height, mode.refresh_rate)
+
     def set_title(self, title: str) -> None:
         glfw.set_window_title(self.handle, title)
 
@@ -69,6 +109,8 @@ class Window:
         glfw.swap_buffers(self.handle)
 
     def close(self) -> None:
+        self._present_vao.release()
+        self._present.release()
         self.ctx.release()
         glfw.destroy_window(self.handle)
         glfw.terminate()
