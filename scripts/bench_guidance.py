@@ -1,7 +1,8 @@
 """Guided steps per second (StyleGAN3 + CLIP forward, backward, latent update), random weights.
 
-CPU: StyleGAN3-T 256 (published config) with the tiny CLIP and with ViT-B/32; CUDA (when present): T-512 with
-ViT-B/32 at 8 and 32 cutouts. Writes JSON; the figures go into BENCHMARKS.md.
+StyleGAN3-T 512 (train.py defaults) + ViT-B/32 at 8 and 32 cutouts: fp32 eager on CPU; on CUDA (when present)
+fp16 and bf16, eager and compiled (CUDA graphs). Also T-256 (published config) on CPU with the tiny CLIP, the
+test-sized setting. Writes JSON; the figures go into BENCHMARKS.md.
 
     python scripts/bench_guidance.py --out out/bench/guidance.json
 """
@@ -21,11 +22,12 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args()
     data = {"machine": bench.machine(), "results": []}
-    cases = [dict(resolution=256, generator_arch="T-published-256", clip="tiny", cutouts=8),
-             dict(resolution=256, generator_arch="T-published-256", clip="ViT-B-32", cutouts=8)]
+    cases = [dict(resolution=256, generator_arch="T-published-256", clip="tiny", cutouts=8)]
+    cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, repeats=1) for n in (8, 32)]
     if torch.cuda.is_available():
-        cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, device="cuda", repeats=20)
-                  for n in (8, 32)]
+        cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, device="cuda", repeats=20,
+                       precision=precision, compile=compile)
+                  for n in (8, 32) for precision in ("fp16", "bf16") for compile in ("off", "on")]
     for case in cases:
         result = bench.guidance(**{"repeats": 2, **case})
         print(json.dumps(result), flush=True)

@@ -64,6 +64,16 @@ def gl_context():
     ctx.release()
 
 
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    """Polls predicate until it holds or the timeout passes; returns whether it held."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

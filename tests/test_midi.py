@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_vj
+from conftest import REPO, run_vj, wait_for
 from vj.control.midi import CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow, load_mapping
 from vj.control.state import ShowState
 
@@ -120,15 +120,6 @@ def virtual_out(name):
     out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
     out.open_virtual_port(name)
     return out
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_real_port_input_and_reconnect(jack):

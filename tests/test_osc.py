@@ -10,7 +10,7 @@ import time
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from conftest import free_port
+from conftest import free_port, wait_for
 from vj.control.osc import OscControl
 from vj.control.state import ShowState
 
@@ -33,15 +33,6 @@ def message(address: str, *args) -> bytes:
     for a in args:
         builder.add_arg(a)
     return builder.build().dgram
-
-
-def wait_for(predicate, timeout=3.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_prompt_param_and_flags(osc):

@@ -73,7 +73,7 @@ def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp3
 
 
 def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T", clip: str = "tiny",
-             device: str = "cpu", repeats: int = 3) -> dict:
+             device: str = "cpu", repeats: int = 3, precision: str = "fp32", compile: str = "off") -> dict:
     """Guided steps per second (forward through G and CLIP, backward, update) with random weights."""
     from vj.config import OptimizerConfig
     from vj.cues.prompts import WeightedPrompt
@@ -84,13 +84,16 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
     torch.manual_seed(0)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
                   mapping_kwargs={"num_layers": 2}, **ARCHS[generator_arch]).eval().requires_grad_(False).to(device)
+    if precision == "bf16":
+        G.half_dtype = torch.bfloat16
     # Random weights for a named architecture: open_clip builds it without downloading anything.
-    guide = load_clip(clip if clip == "tiny" else f"{clip}/random", device)
-    optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts))
+    guide = load_clip(clip if clip == "tiny" else f"{clip}/random", device, precision)
+    optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts, compile=compile))
     optimizer.set_prompts([WeightedPrompt("a neon city at night")])
     result = timed(lambda: optimizer.step(), repeats, cuda=device.startswith("cuda"))
     return {"what": "guided step", "generator": f"{generator_arch} @ {resolution}", "clip": clip, "cutouts": cutouts,
-            "device": device, **result, "steps_per_s": round(1000 / result["ms_median"], 2)}
+            "device": device, "precision": precision, "compiled": optimizer.compiled, **result,
+            "steps_per_s": round(1000 / result["ms_median"], 2)}
 
 
 def compositor(width: int, height: int, frame_size: int = 512, repeats: int = 20) -> dict:

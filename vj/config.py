@@ -158,18 +158,22 @@ def from_dict(data: dict, source: str, base: Config | None = None) -> Config:
     return config
 
 
+def read_toml(path: str | Path, error: type[Exception] = ConfigError) -> dict:
+    """A TOML file as a dict; an unreadable or invalid file raises `error` naming the file."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid TOML: {e}") from None
+
+
 def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults, then the TOML file (if any), then `section.key=value` overrides, each checked."""
     config = Config()
     if path:
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config: {e.strerror or e}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
-        config = from_dict(data, str(path), config)
+        config = from_dict(read_toml(path), str(path), config)
     for item in overrides:
         config = apply_override(config, item)
     return config

@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from vj.config import read_toml
 from vj.control.state import PARAMS, ControlError, ShowState
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +86,7 @@ def _int(row: dict, key: str, low: int, high: int, where: str, default: int | No
 
 def load_mapping(path: str | Path) -> MidiMapping:
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise MidiMappingError(f"{path}: cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise MidiMappingError(f"{path}: not valid TOML: {e}") from None
+    data = read_toml(path, MidiMappingError)
     unknown = set(data) - {"cc", "note", "device"}
     if unknown:
         raise MidiMappingError(f"{path}: unknown table(s) {', '.join(sorted(unknown))} (known: cc, note, device)")
