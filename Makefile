@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python scripts/bench_generator.py --out $(OUT)/bench/generator.json
 	$(BIN)/python scripts/bench_guidance.py --out $(OUT)/bench/guidance.json
 	$(BIN)/python scripts/bench_compositor.py --out $(OUT)/bench/compositor.json
+	$(BIN)/python scripts/bench_audio.py --out $(OUT)/bench/audio.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -77,3 +77,60 @@ def test_read_audio_wav_and_mp3(tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(tmp_path / "a.wav"), str(tmp_path / "a.mp3")], check=True)
     samples, rate = read_audio(tmp_path / "a.mp3")
     assert rate == RATE and abs(samples.shape[0] - RATE) < 0.1 * RATE
+
+
+def test_beats_land_on_a_steady_pattern():
+    import mir_eval
+
+    from vj.audio.analyze import analyze_samples
+    from vj.audio.testsignals import drum_pattern
+
+    for bpm in (100, 128, 160):
+        pattern = drum_pattern(bpm, 20, seed=2)
+        analysis = analyze_samples(pattern.samples, pattern.sample_rate)
+        f = mir_eval.beat.f_measure(mir_eval.beat.trim_beats(pattern.beats),
+                                    mir_eval.beat.trim_beats(np.array(analysis.beats)))
+        assert f >= 0.9, (bpm, f)
+        assert abs(analysis.tempo[-1][1] - bpm) < 2
+
+
+def test_beat_envelope_and_phase_follow_the_beat():
+    from vj.audio.testsignals import drum_pattern
+
+    pattern = drum_pattern(120, 12, seed=3)
+    mono = pattern.samples.mean(1)
+    fx = FeatureExtractor(RATE)
+    phases_at_beats, envelope_after = [], []
+    for i in range(0, mono.shape[0] - 255, 256):
+        f = fx(mono[i:i + 256])
+        if f.t > 8 and f.is_beat:
+            phases_at_beats.append(f.beat_phase)
+            envelope_after.append(f.beat)
+    assert len(phases_at_beats) >= 6
+    assert all(p < 0.05 or p > 0.95 for p in phases_at_beats)
+    assert min(envelope_after) > 0.5
+
+
+def test_silence_has_no_tempo():
+    fx = FeatureExtractor(RATE)
+    for _ in range(2000):
+        f = fx(np.zeros(256, np.float32))
+    assert f.bpm == 0.0 and not f.is_beat
+
+
+def test_audio_analyze_json(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO, run_vj
+
+    wav = tmp_path / "beat.wav"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "10",
+                    "--bpm", "120"], check=True)
+    data = json.loads(run_vj("audio", "analyze", str(wav), "--json").stdout)
+    assert set(data) >= {"onsets", "beats", "tempo"}
+    assert len(data["beats"]) >= 10 and all(isinstance(t, float) for t in data["onsets"])
+    assert abs(data["tempo"][-1][1] - 120) < 2
+    late = [t for t in data["beats"] if t > 5]
+    assert all(min(abs(t - k * 0.5) for k in range(25)) < 0.07 for t in late)

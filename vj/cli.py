@@ -185,6 +185,21 @@ def cmd_cues_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audio_analyze(args: argparse.Namespace) -> int:
+    from vj.audio.analyze import analyze_file
+
+    cfg = _config(args)
+    result = analyze_file(args.file, cfg.audio.block_size, cfg.audio.fft_size)
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(f"{args.file}: {result.duration:.2f} s, {len(result.onsets)} onsets, {len(result.beats)} beats")
+    for t, bpm in result.tempo:
+        print(f"  tempo {bpm:6.1f} BPM from {t:7.2f} s")
+    print("  beats: " + " ".join(f"{t:.2f}" for t in result.beats[:32]) + (" ..." if len(result.beats) > 32 else ""))
+    return 0
+
+
 def cmd_osc(args: argparse.Namespace) -> int:
     from vj.control.osc import address_table
 
@@ -290,6 +305,13 @@ def build_parser() -> Parser:
     p.add_argument("file", help="the .lrc file")
     p.add_argument("--json", action="store_true", help='print {"tags": {...}, "cues": [...]} as JSON')
     p.add_argument("--strict", action="store_true", help="a malformed line is an error (default: warn and skip)")
+
+    audio = sub.add_parser("audio", help="audio analysis", description="audio analysis", parents=[common])
+    audio_sub = audio.add_subparsers(dest="audio_command", required=True, metavar="ACTION", parser_class=Parser)
+    p = command("analyze", cmd_audio_analyze, "run the live (causal) analysis over a file: onsets, beats, tempo",
+                into=audio_sub)
+    p.add_argument("file", help="audio file (wav, flac, ogg, mp3)")
+    p.add_argument("--json", action="store_true", help='print {"onsets": [...], "beats": [...], "tempo": [[t, bpm]]}')
 
     command("osc", cmd_osc, "print the OSC address table (what vj listens to and sends back)")
 

@@ -5,8 +5,11 @@ file playback and offline render all call it the same way, so a rehearsal looks 
 normalised to 0..1 by an automatic gain that follows the loudest recent level and slowly lets go, so a quiet
 room and a loud club both use the full range.
 
-Latency, in blocks: RMS, bands and flux see a block as soon as it is complete (0 blocks after the block);
-the FFT window covers the last `fft_size` samples, so a sound's energy is centred about fft_size/2 samples back.
+Latency, in blocks: RMS, bands, flux and onsets see a block as soon as it is complete (0 blocks after the
+block; an onset is flagged in the block that contains it, or the next when it falls at the very end). The FFT
+window covers the last `fft_size` samples, so band energies lag a change by up to fft_size/2 samples. The beat
+(`is_beat`, `beat_phase`, `bpm`) is predicted from the tempo and phase estimated over the last seconds, so once the
+tracker has locked (a few seconds) beats are reported in the block where they fall, not after them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from vj.audio.beat import BeatTracker
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,10 @@ class AudioFeatures:
     onset: float = 0.0                  # onset envelope: jumps to 1 on an onset, releases
     is_onset: bool = False              # an onset was detected in the last block
     flux: float = 0.0                   # spectral flux, 0..1 (auto-gained)
-    bpm: float = 0.0                    # tempo estimate; 0 = unknown (the beat tracker lands with issue 5)
+    bpm: float = 0.0                    # tempo estimate; 0 = unknown
     beat_phase: float = 0.0             # 0..1 position within the beat; 0 when the tempo is unknown
+    is_beat: bool = False               # a (predicted) beat falls in the last block
+    beat: float = 0.0                   # beat envelope: jumps to 1 on each beat, releases
 
     @property
     def bass(self) -> float:
@@ -59,6 +66,7 @@ class FeatureExtractor:
         attack_s: float = 0.005,        # envelope rise time
         release_s: float = 0.25,        # envelope fall time
         onset_threshold: float = 1.5,   # flux must exceed this many times its recent median
+        onset_floor: float = 0.25,      # ... and this fraction of the recent loudest flux
         onset_window_s: float = 0.5,    # length of that recent history
         min_onset_gap_s: float = 0.05,  # onsets closer than this are one onset
     ):
@@ -71,17 +79,22 @@ class FeatureExtractor:
         self.window = np.hanning(fft_size).astype(np.float32)
         freqs = np.fft.rfftfreq(fft_size, 1.0 / sample_rate)
         self.band_bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in zip(band_edges[:-1], band_edges[1:])]
+        self.low_bins = np.flatnonzero(freqs < 200.0)  # where kicks live: what the beat tracker listens to most
         self.buffer = np.zeros(fft_size, dtype=np.float32)
         self.prev_mag = np.zeros(freqs.shape[0], dtype=np.float32)
         self.flux_history = np.zeros(max(3, int(onset_window_s * rate)), dtype=np.float32)
         self.history_pos = 0
         self.onset_threshold = onset_threshold
+        self.onset_floor = onset_floor
         self.min_gap_blocks = max(1, int(min_onset_gap_s * rate))
         self.blocks_since_onset = self.min_gap_blocks
         self.attack = float(np.exp(-1.0 / max(rate * attack_s, 1e-6)))
         self.release = float(np.exp(-1.0 / max(rate * release_s, 1e-6)))
         self.rms_gain, self.band_gain, self.flux_gain = AutoGain(rate), AutoGain(rate), AutoGain(rate)
+        self.low_flux_gain = AutoGain(rate)
         self.onset_env = 0.0
+        self.beat_env = 0.0
+        self.tracker = BeatTracker(rate)
         self.samples_seen = 0
 
     def __call__(self, block: np.ndarray) -> AudioFeatures:
@@ -98,7 +111,9 @@ class FeatureExtractor:
         bands = np.array([np.sqrt(np.mean(np.square(mag[b]))) if b.size else 0.0 for b in self.band_bins])
         # Log-magnitude flux: rises in any band count, level changes of the whole mix matter less.
         log_mag = np.log1p(mag)
-        flux = float(np.sum(np.maximum(log_mag - self.prev_mag, 0.0)))
+        rises = np.maximum(log_mag - self.prev_mag, 0.0)
+        flux = float(np.sum(rises))
+        low_flux = float(np.sum(rises[self.low_bins]))
         self.prev_mag = log_mag
 
         if self.samples_seen < self.fft_size:
@@ -111,12 +126,16 @@ class FeatureExtractor:
         self.flux_history[self.history_pos] = flux
         self.history_pos = (self.history_pos + 1) % self.flux_history.shape[0]
         self.blocks_since_onset += 1
-        is_onset = bool(flux > self.onset_threshold * median + 1e-3 and self.blocks_since_onset >= self.min_gap_blocks)
+        flux_level = float(self.flux_gain(flux))  # flux / recent peak
+        is_onset = bool(flux > self.onset_threshold * median + 1e-3 and flux_level > self.onset_floor
+                        and self.blocks_since_onset >= self.min_gap_blocks)
         if is_onset:
             self.blocks_since_onset = 0
-        target = 1.0 if is_onset else 0.0
-        coeff = self.attack if target > self.onset_env else self.release
-        self.onset_env = target + (self.onset_env - target) * coeff
+        self.onset_env = self._envelope(self.onset_env, is_onset)
+        # Broadband flux is dominated by hi-hats (often off the beat); the low band carries the kick.
+        strength = float(self.low_flux_gain(low_flux)) + 0.25 * flux_level
+        beat = self.tracker(strength, self.samples_seen / self.sample_rate)
+        self.beat_env = self._envelope(self.beat_env, beat.is_beat)
 
         return AudioFeatures(
             t=self.samples_seen / self.sample_rate,
@@ -124,5 +143,14 @@ class FeatureExtractor:
             bands=tuple(float(v) for v in self.band_gain(bands)),
             onset=self.onset_env,
             is_onset=is_onset,
-            flux=float(self.flux_gain(flux)),
+            flux=flux_level,
+            bpm=beat.bpm,
+            beat_phase=beat.phase,
+            is_beat=beat.is_beat,
+            beat=self.beat_env,
         )
+
+    def _envelope(self, value: float, hit: bool) -> float:
+        target = 1.0 if hit else 0.0
+        coeff = self.attack if target > value else self.release
+        return target + (value - target) * coeff

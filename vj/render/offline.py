@@ -43,7 +43,7 @@ class RenderResult:
 def effect_inputs(t: float, features, blend: float = 1.0) -> EffectInputs:
     bands = tuple(features.bands) + (0.0, 0.0, 0.0)
     return EffectInputs(time=t, rms=features.rms, bass=bands[0], mid=bands[1], high=bands[2],
-                        onset=features.onset, beat=features.onset, blend=blend)
+                        onset=features.onset, beat=features.beat, blend=blend)
 
 
 def render_video(

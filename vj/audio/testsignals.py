@@ -1,0 +1,77 @@
+"""Synthesised drum patterns with their beat and onset times: the demo track, test signals and benchmark data.
+
+No recorded music ships with vj; these patterns are made here, so their annotations are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Pattern:
+    samples: np.ndarray                 # [n, 2] float32 stereo in -0.9..0.9
+    sample_rate: int
+    beats: np.ndarray                   # beat times in seconds (quarter notes)
+    onsets: np.ndarray                  # every drum hit's start time in seconds, sorted
+
+
+def _voices(sample_rate: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    t = np.arange(int(0.35 * sample_rate)) / sample_rate
+    kick = np.sin(2 * np.pi * (50 * t + 60 * (1 - np.exp(-t * 30)) / 30)) * np.exp(-t * 9)
+    snare = rng.standard_normal(t.shape[0]) * np.exp(-t * 22) + 0.4 * np.sin(2 * np.pi * 190 * t) * np.exp(-t * 15)
+    th = t[: int(0.06 * sample_rate)]
+    hat = np.diff(rng.standard_normal(th.shape[0] + 1)) * np.exp(-th * 70)
+    return {"kick": kick, "snare": snare, "hat": hat}
+
+
+def drum_pattern(
+    bpm: float = 120.0,                 # tempo
+    seconds: float = 16.0,              # length
+    sample_rate: int = 48000,
+    swing: float = 0.0,                 # 0..0.5: how late the off-beat eighth hats come (fraction of a beat / 2)
+    fills: bool = False,                # a snare fill of sixteenths in the last beat of every fourth bar
+    noise: float = 0.0,                 # white noise level relative to the drums
+    bass: bool = True,                  # a bass line in A minor under the drums
+    seed: int = 0,
+) -> Pattern:
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sample_rate)
+    out = np.zeros(n, dtype=np.float64)
+    beat_len = 60.0 / bpm
+    voices = _voices(sample_rate, rng)
+    onsets: list[float] = []
+
+    def place(sound: np.ndarray, at: float, gain: float) -> None:
+        start = int(round(at * sample_rate))
+        if start >= n:
+            return
+        end = min(n, start + sound.shape[0])
+        out[start:end] += gain * sound[: end - start]
+        onsets.append(start / sample_rate)
+
+    beats = np.arange(0.0, seconds, beat_len)
+    bass_notes = [55.0, 55.0, 65.41, 49.0]  # A1 A1 C2 G1, one per bar
+    for i, at in enumerate(beats):
+        bar, position = divmod(i, 4)
+        fill = fills and bar % 4 == 3 and position == 3
+        place(voices["kick"], at, 0.9)
+        if position in (1, 3) and not fill:
+            place(voices["snare"], at, 0.35)
+        if fill:
+            for k in range(4):
+                place(voices["snare"], at + k * beat_len / 4, 0.3 + 0.05 * k)
+        place(voices["hat"], at + beat_len / 2 * (1 + 2 * swing), 0.25)
+        if bass:
+            tb = np.arange(int(beat_len * 0.9 * sample_rate)) / sample_rate
+            freq = bass_notes[bar % len(bass_notes)]
+            start = int(round(at * sample_rate))
+            end = min(n, start + tb.shape[0])
+            out[start:end] += 0.25 * (np.tanh(2 * np.sin(2 * np.pi * freq * tb)) * np.exp(-tb * 3))[: end - start]
+    if noise > 0:
+        out += noise * 0.3 * rng.standard_normal(n)
+    out /= max(1e-9, np.max(np.abs(out))) / 0.9
+    stereo = np.stack([out, out], axis=1).astype(np.float32)
+    return Pattern(stereo, sample_rate, beats, np.unique(np.round(np.array(onsets), 6)))
