@@ -106,3 +106,29 @@ def run_vj(*args: str, env: dict | None = None, timeout: float = 300, check: boo
     if check and proc.returncode != 0:
         raise AssertionError(f"vj {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def start_jack() -> subprocess.Popen:
+    """A JACK server with the dummy driver: real audio devices and MIDI ports, no sound card. Fails (never skips)
+    when jackd is missing: make test installs it."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        pytest.fail("jackd is not installed (scripts/system_deps.sh installs jackd2)")
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if subprocess.run(["jack_lsp"], capture_output=True, env={**os.environ}).returncode == 0:
+            break
+        time.sleep(0.2)
+    time.sleep(0.3)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def jack():
+    proc = start_jack()
+    yield proc
+    proc.terminate()
+    proc.wait(timeout=10)

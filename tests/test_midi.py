@@ -91,29 +91,6 @@ def test_bad_mapping_files_name_file_and_row(tmp_path, text, needle):
 
 # -- real ports through JACK ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def jack():
-    jackd = shutil.which("jackd")
-    if jackd is None:
-        pytest.fail("jackd is not installed (scripts/system_deps.sh installs jackd2)")
-    os.environ["JACK_NO_START_SERVER"] = "1"
-    proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import rtmidi
-
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK).get_ports()
-            break
-        except rtmidi.SystemError:
-            time.sleep(0.2)
-    time.sleep(0.5)
-    yield
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def virtual_out(name):
     import rtmidi
 

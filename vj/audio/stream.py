@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -53,11 +54,14 @@ class RingBuffer:
 
 
 class AudioAnalyzer:
-    """Drains a ring into a FeatureExtractor on its own thread; `features` is the newest snapshot."""
+    """Drains a ring into a FeatureExtractor on its own thread; `features` is the newest snapshot, and the times
+    of recent onsets and beats are kept for the HUD, the log and tests."""
 
     def __init__(self, ring: RingBuffer, extractor: FeatureExtractor):
         self.ring, self.extractor = ring, extractor
         self.features: AudioFeatures = SILENCE
+        self.onsets: deque[float] = deque(maxlen=256)  # analysis time of recent onsets
+        self.beats: deque[float] = deque(maxlen=256)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vj-audio-analysis", daemon=True)
 
@@ -72,7 +76,12 @@ class AudioAnalyzer:
             if block is None:
                 time.sleep(hop / self.extractor.sample_rate / 2)
                 continue
-            self.features = self.extractor(block)
+            features = self.extractor(block)
+            if features.is_onset:
+                self.onsets.append(features.t)
+            if features.is_beat:
+                self.beats.append(features.t)
+            self.features = features
 
     def stop(self) -> None:
         self._stop.set()
@@ -80,7 +89,15 @@ class AudioAnalyzer:
 
 
 class LiveInput:
-    """An input device, mixed (channel -1) or one channel, copied into a ring by the callback."""
+    """An input device, mixed (channel -1) or one channel, copied into a ring by the callback.
+
+    A watchdog notices when the callback stops (the device vanished, the audio server died): the input is then
+    `lost`, silence is fed to the analysis at the real rate so the show keeps moving, and `status` says why.
+    The dead stream is abandoned, not closed: closing a stream whose JACK server died blocks forever, and
+    PortAudio cannot be re-initialised in the same process after that (its JACK host asserts), so reopening
+    once the device returns needs the stream in a child process (not done yet)."""
+
+    STALL_S = 0.5                       # no callback for this long = the input is lost
 
     def __init__(self, device: str | int | None, sample_rate: int, block_size: int, channel: int = -1,
                  ring_seconds: float = 2.0):
@@ -89,9 +106,15 @@ class LiveInput:
         self.ring = RingBuffer(int(sample_rate * ring_seconds))
         self.overruns = 0
         self.stream = None
+        self.lost = False
+        self.status = "not started"
+        self.last_callback = 0.0
         self._mix = np.zeros(block_size * 8, dtype=np.float32)  # the callback mixes into this, no allocation
+        self._stop = threading.Event()
+        self._watchdog = threading.Thread(target=self._watch, name="vj-audio-watchdog", daemon=True)
 
     def _callback(self, indata, frames, time_info, status) -> None:
+        self.last_callback = time.perf_counter()
         if status.input_overflow:
             self.overruns += 1
         if self.channel >= 0:
@@ -109,15 +132,52 @@ class LiveInput:
         channels = max(1, min(int(info["max_input_channels"]), 2 if self.channel < 0 else self.channel + 1))
         self.stream = sounddevice.InputStream(device=device, samplerate=self.sample_rate, blocksize=self.block_size,
                                               channels=channels, dtype="float32", callback=self._callback)
+        self.last_callback = time.perf_counter()
         self.stream.start()
+        self.status = f"listening to {info['name']}"
         log.info("listening to %s (%d ch, %d Hz, %d-sample blocks)", info["name"], channels, self.sample_rate,
                  self.block_size)
+        self._watchdog.start()
         return self
 
+    def _watch(self) -> None:
+        silence = np.zeros(self.block_size, dtype=np.float32)
+        block_s = self.block_size / self.sample_rate
+        next_time = time.perf_counter()
+        while not self._stop.is_set():
+            stalled = time.perf_counter() - self.last_callback > self.STALL_S
+            if stalled and not self.lost:
+                self.lost, self.status = True, "audio input lost (device gone or audio server stopped): silence"
+                log.warning("%s", self.status)
+                _skip_portaudio_terminate()
+            elif not stalled and self.lost:
+                self.lost, self.status = False, "audio input back"
+                log.warning("%s", self.status)
+            if self.lost:  # real-time silence, so features decay instead of freezing on the last loud block
+                self.ring.write(silence)
+                next_time += block_s
+                time.sleep(max(0.0, next_time - time.perf_counter()))
+            else:
+                next_time = time.perf_counter()
+                self._stop.wait(0.1)
+
     def stop(self) -> None:
-        if self.stream is not None:
+        self._stop.set()
+        if self.stream is not None and not self.lost:
             self.stream.close()
-            self.stream = None
+        self.stream = None
+
+
+def _skip_portaudio_terminate() -> None:
+    """After a stream died with its audio server, sounddevice's exit handler (Pa_Terminate) aborts the process
+    in PortAudio's JACK host; without it the process ends normally and the OS reclaims the dead stream."""
+    import atexit
+
+    import sounddevice
+
+    handler = getattr(sounddevice, "_exit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
 
 
 class FilePlayback:

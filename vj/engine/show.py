@@ -68,7 +68,8 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
 
     try:
         return _run_show(cfg, lambda: time.perf_counter() - start[0], lambda: analyzer.features, timeline, duration,
-                         seek=seek, begin=begin)
+                         seek=seek, begin=begin,
+                         audio_warning=lambda: source.status if source.lost else None)
     finally:
         analyzer.stop()
         source.stop()
@@ -142,7 +143,8 @@ def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
 
 def _run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
               duration: float | None, seek: Callable[[float], None],
-              begin: Callable[[], None] = lambda: None) -> int:
+              begin: Callable[[], None] = lambda: None,
+              audio_warning: Callable[[], str | None] = lambda: None) -> int:
     """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws."""
     models = load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
@@ -220,7 +222,7 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 hud_overlay.set_lines(_hud_lines(clock(), current_timeline(), frame, fps, state, osc, midi,
-                                                 compositor, worker, watched))
+                                                 compositor, worker, watched, audio_warning()))
                 osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", 0.0, fps)
                 for name in compositor.reload_changed():
                     log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
@@ -244,7 +246,7 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
 
 def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: ShowState, osc: OscControl,
                midi: MidiInput | None, compositor: Compositor, worker: EngineWorker,
-               watched: WatchedTimeline | None) -> list[str]:
+               watched: WatchedTimeline | None, audio_warning: str | None = None) -> list[str]:
     """What the performer sees: cue now and next, rates, who changed what last, and every warning."""
     lines = []
     if timeline is not None:
@@ -264,6 +266,8 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: Sh
     warnings = sum(osc.warnings.values()) + (midi.handler.warnings if midi else 0)
     if warnings:
         lines.append(f"! {warnings} bad control message(s) ignored (see log)")
+    if audio_warning:
+        lines.append(f"! {audio_warning}")
     if worker.errors:
         lines.append(f"! engine errors: {worker.errors} (see log)")
     for name, error in compositor.errors.items():
