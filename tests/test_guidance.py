@@ -127,3 +127,23 @@ def test_spherical_distance():
     a = torch.nn.functional.normalize(torch.randn(5, 8), dim=-1)
     assert spherical_distance(a, a).abs().max() < 1e-3
     assert spherical_distance(a, -a).min() > 2.4
+
+
+def test_nan_latent_is_restored_without_stopping(optimizer):
+    optimizer.set_prompts([WeightedPrompt("a cat")])
+    optimizer.step()
+    good = optimizer.q.clone()
+    optimizer.q[0, 0, :5] = float("nan")
+    optimizer.step()
+    assert torch.isfinite(optimizer.q).all()
+    assert int(optimizer.restores) == 1
+    assert torch.equal(optimizer.q, good)  # the step from a poisoned latent is discarded as a whole
+    optimizer.step(float("nan"))          # a NaN step size poisons the update: restored too
+    assert torch.isfinite(optimizer.q).all() and int(optimizer.restores) == 2
+    assert torch.isfinite(optimizer.frame()).all()
+
+
+def test_cutouts_can_change_between_steps(optimizer):
+    optimizer.set_prompts([WeightedPrompt("a cat")])
+    optimizer.set_cutouts(2)
+    assert optimizer.cutouts == 2 and torch.isfinite(optimizer.step().loss)

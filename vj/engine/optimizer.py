@@ -74,6 +74,8 @@ class LatentOptimizer:
         layers = 1 if cfg.latent_space == "w" else self.num_ws
         self.q = ((w0[:, :layers] - self.w_avg) / self.w_std).contiguous()  # [1, L, w_dim]
         self.v = torch.zeros_like(self.q)
+        self.q_good = self.q.clone()  # the last finite latent, restored if a step produces NaN/inf
+        self.restores = torch.zeros((), device=self.device)  # how often that happened (read rarely: a sync)
         self.steps_taken = torch.zeros((), device=self.device)
         self.display_w = w0.clone()  # [1, num_ws, w_dim]
         self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
@@ -100,6 +102,16 @@ class LatentOptimizer:
             self.slot_embeds[: len(prompts)] = self.clip.encode_text([p.text for p in prompts])
             self.slot_weights[: len(prompts)] = torch.tensor([p.weight for p in prompts], device=self.device)
 
+    def set_cutouts(self, cutouts: int) -> None:
+        """Changes the number of cutouts per step (new buffers; a compiled step recompiles on its next call)."""
+        cutouts = max(1, int(cutouts))
+        self.uniforms = torch.empty(cutouts, 4, device=self.device)
+        self.noise = torch.empty(cutouts, 3, self.clip.input_size, self.clip.input_size, device=self.device)
+
+    @property
+    def cutouts(self) -> int:
+        return self.uniforms.shape[0]
+
     # -- the hot loop -----------------------------------------------------------------------------------
     def latent_w(self, q: torch.Tensor) -> torch.Tensor:
         return (self.w_avg + q * self.w_std).expand(1, self.num_ws, -1)  # [1, num_ws, w_dim]
@@ -118,6 +130,7 @@ class LatentOptimizer:
         """One step, in place on q, v and t; returns (guidance loss, per-prompt distances) before the update."""
         grad, (guidance, per_prompt) = torch.func.grad(self.loss, has_aux=True)(q, uniforms, noise, transform)
         _adamw_beta1_zero(q, v, grad, t, lr)
+        _keep_finite(q, v, self.q_good, self.restores)
         return guidance, per_prompt
 
     def step(self, lr: float | None = None, transform: torch.Tensor | None = None) -> StepResult:
@@ -147,6 +160,16 @@ class LatentOptimizer:
             self.display_w.lerp_(target, 1.0 - self.cfg.display_ema)
             image = self.G.synthesis(self.display_w, transform=self.transform if transform is None else transform)
         return ((image[0] + 1) / 2).clamp(0, 1)
+
+
+def _keep_finite(q: torch.Tensor, v: torch.Tensor, q_good: torch.Tensor, restores: torch.Tensor) -> None:
+    """In place, without a host sync: a non-finite latent or optimiser state goes back to the last good latent
+    (and a fresh optimiser state); a finite one becomes the new last good one."""
+    ok = torch.isfinite(q).all() & torch.isfinite(v).all()
+    q.copy_(torch.where(ok, q, q_good))
+    v.copy_(torch.where(ok, v, torch.zeros_like(v)))
+    q_good.copy_(q)
+    restores.add_((~ok).to(restores.dtype))
 
 
 def _adamw_beta1_zero(q: torch.Tensor, v: torch.Tensor, grad: torch.Tensor, t: torch.Tensor, lr: torch.Tensor,

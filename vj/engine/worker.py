@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 import numpy as np
+import torch
 
 from vj.audio.features import AudioFeatures
 from vj.config import OptimizerConfig
@@ -99,6 +100,13 @@ class EngineWorker:
                 last = now
                 self.frames.publish(PublishedFrame(pixels, t, cue_state.index if cue_state else -1,
                                                    " | ".join(p.text for p in prompts), float(loss), rate, now))
+            except torch.OutOfMemoryError:
+                # Free what the failed step held, then carry on with half the cutouts (at least one).
+                self.errors += 1
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                self.optimizer.set_cutouts(self.optimizer.cutouts // 2)
+                log.warning("out of memory in a guided step: now %d cutouts per step", self.optimizer.cutouts)
             except Exception:  # noqa: BLE001  the show goes on: log, count, keep the last good frame
                 self.errors += 1
                 log.exception("engine step failed (%d so far); keeping the last frame", self.errors)

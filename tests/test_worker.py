@@ -1,0 +1,62 @@
+"""The engine worker keeps the picture coming through failures of a guided step."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from conftest import wait_for
+from vj.audio.features import SILENCE
+from vj.config import OptimizerConfig
+from vj.control.state import ShowState
+from vj.cues.prompts import WeightedPrompt
+from vj.engine.optimizer import LatentOptimizer
+from vj.engine.worker import EngineWorker
+
+
+def test_out_of_memory_halves_cutouts_and_the_show_goes_on(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    optimizer = LatentOptimizer(G, tiny_clip, OptimizerConfig(cutouts=8), seed=0)
+    real_step, failures = optimizer.step, [2]  # the next two steps run out of memory, then it recovers
+
+    def step(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real_step(*args, **kwargs)
+
+    optimizer.step = step
+    state = ShowState({"steps_per_frame": 1})
+    state.set_prompt("a cat", "test")
+    worker = EngineWorker(optimizer, OptimizerConfig(), state, clock=time.perf_counter, features=lambda: SILENCE)
+    worker.start()
+    try:
+        assert wait_for(lambda: worker.frames.latest()[0] >= 3, timeout=60)
+    finally:
+        worker.stop()
+    assert worker.errors == 2 and optimizer.cutouts == 2
+    seq, frame = worker.frames.latest()
+    assert frame.image.shape == (64, 64, 3) and frame.prompt == "a cat"
+
+
+def test_any_step_error_is_counted_and_frames_keep_coming(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    optimizer = LatentOptimizer(G, tiny_clip, OptimizerConfig(cutouts=2), seed=0)
+    optimizer.set_prompts([WeightedPrompt("x")])
+    calls = [0]
+    real_step = optimizer.step
+
+    def flaky(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] % 2:
+            raise RuntimeError("injected failure")
+        return real_step(*args, **kwargs)
+
+    optimizer.step = flaky
+    worker = EngineWorker(optimizer, OptimizerConfig(), ShowState({"steps_per_frame": 1}), clock=time.perf_counter,
+                          features=lambda: SILENCE).start()
+    try:
+        assert wait_for(lambda: worker.frames.latest()[0] >= 2 and worker.errors >= 2, timeout=60)
+    finally:
+        worker.stop()
