@@ -1,19 +1,18 @@
-"""Run by test_audio_jack.py with a JACK dummy server up: vj's live input hears clicks played by a second JACK
-client; then the server is killed mid-stream. Prints one JSON line of what it saw (and skips PortAudio's exit
-handler, which cannot survive a dead JACK server)."""
+"""Run by test_audio_jack.py: vj's live input on a JACK dummy server hears clicks played by a second JACK client;
+the server is killed mid-stream (silence, reported), started again (the input reopens), and clicks are heard
+again. Prints one JSON line of what it saw. This process never loads PortAudio: only the capture child does."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 
-import sounddevice
-
+from conftest import start_jack
+from vj.audio.capture import LiveInput
 from vj.audio.features import FeatureExtractor
-from vj.audio.stream import AudioAnalyzer, LiveInput
+from vj.audio.stream import AudioAnalyzer
 
 PLAYER = """
 import sys, numpy as np, sounddevice as sd
@@ -22,8 +21,7 @@ x = np.zeros(int(rate * seconds), np.float32)
 burst = (np.hanning(480) * np.random.default_rng(0).standard_normal(480)).astype(np.float32)
 for t in np.arange(0.5, seconds, period):
     x[int(t * rate):int(t * rate) + 480] += burst
-device = [i for i, d in enumerate(sd.query_devices()) if 'JACK' in sd.query_hostapis(d['hostapi'])['name']][0]
-sd.play(x, rate, device=device, blocking=True)
+sd.play(x, rate, device="system", blocking=True)
 """
 
 
@@ -31,36 +29,56 @@ def jack_ports() -> list[str]:
     return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
 
 
-def main() -> None:
-    jackd_pid = int(sys.argv[1])
-    device = [i for i, d in enumerate(sounddevice.query_devices())
-              if "JACK" in sounddevice.query_hostapis(d["hostapi"])["name"]][0]
-    source = LiveInput(device, 48000, 256).start()
-    analyzer = AudioAnalyzer(source.ring, FeatureExtractor(48000, 256)).start()
-    time.sleep(0.3)
+def play_clicks_into_vj(period: float, seconds: float) -> None:
     ours = [p for p in jack_ports() if p.startswith("PortAudio:in")]
-    player = subprocess.Popen([sys.executable, "-c", PLAYER, "0.5", "4.5"])
+    player = subprocess.Popen([sys.executable, "-c", PLAYER, str(period), str(seconds)])
     deadline = time.time() + 10
-    while time.time() < deadline:
+    theirs: list[str] = []
+    while not theirs and time.time() < deadline:
         theirs = [p for p in jack_ports() if p.startswith("PortAudio-") and ":out" in p]
-        if theirs:
-            break
         time.sleep(0.05)
     for out_port in theirs:
         for in_port in ours:
             subprocess.run(["jack_connect", out_port, in_port], check=True)
     player.wait(timeout=30)
-    seen = {"onsets": list(analyzer.onsets), "loud_rms_seen": True}
-    os.kill(jackd_pid, 9)  # the audio server dies mid-stream
-    time.sleep(1.5)
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def main() -> None:
+    jackd = start_jack()
+    source = LiveInput("system", 48000, 256).start()
+    analyzer = AudioAnalyzer(source.ring, FeatureExtractor(48000, 256)).start()
+    seen: dict = {"started": source.status}
+    time.sleep(0.3)
+    play_clicks_into_vj(0.5, 4.5)
+    seen["onsets_before"] = list(analyzer.onsets)
+    jackd.kill()  # the audio server dies mid-stream
+    jackd.wait()
+    seen["lost_reported"] = wait_for(lambda: source.lost, 5.0)
+    seen["status_when_lost"] = source.status
     t_before = analyzer.features.t
+    time.sleep(1.0)
+    seen["rms_when_lost"] = analyzer.features.rms
+    seen["analysis_advanced"] = analyzer.features.t - t_before
+    jackd = start_jack()  # ... and comes back
+    seen["reopened"] = wait_for(lambda: not source.lost, 20.0)
+    seen["status_after"] = source.status
     time.sleep(0.5)
-    seen.update(lost=source.lost, status=source.status, rms_after=analyzer.features.rms,
-                analysis_advanced=analyzer.features.t - t_before)
-    print(json.dumps(seen), flush=True)
+    count = len(analyzer.onsets)
+    play_clicks_into_vj(0.4, 4.0)
+    seen["onsets_after"] = list(analyzer.onsets)[count:]
     analyzer.stop()
     source.stop()
-    os._exit(0)
+    jackd.kill()
+    print(json.dumps(seen), flush=True)
 
 
 if __name__ == "__main__":

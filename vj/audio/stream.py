@@ -1,9 +1,9 @@
-"""Live audio: input from a device, or a file played to the speakers; both feed the same causal analysis.
+"""Live audio plumbing: the ring buffer, the analysis thread, and file playback (the rehearsal clock).
 
-The sounddevice callbacks only copy samples into a preallocated ring buffer and return (no allocation, no locks,
-no printing). An analysis thread drains the ring into a `FeatureExtractor` and publishes each `AudioFeatures`
-snapshot by plain assignment, so readers never wait on the audio thread. Overruns and dropped blocks are
-counted, never raised.
+The sounddevice callbacks only copy samples into a preallocated ring buffer and return (no locks, no printing).
+An analysis thread drains the ring into a `FeatureExtractor` and publishes each `AudioFeatures` snapshot by plain
+assignment, so readers never wait on the audio thread. Overruns and dropped blocks are counted, never raised.
+Live input runs in a child process (`vj.audio.capture`), so a dead device can be recovered from.
 """
 
 from __future__ import annotations
@@ -22,35 +22,55 @@ log = logging.getLogger(__name__)
 
 class RingBuffer:
     """Single-producer, single-consumer ring of mono float32 samples. The producer never blocks: when the
-    consumer falls behind by more than the capacity, the oldest samples are overwritten and counted as dropped."""
+    consumer falls behind by more than the capacity, the oldest samples are overwritten and counted as dropped.
 
-    def __init__(self, capacity: int):
-        self.data = np.zeros(capacity, dtype=np.float32)
+    It can live in a shared buffer (`buffer`, `nbytes(capacity)` long: a 64-bit write counter, then the samples),
+    so the producer can be another process. The counter is advanced only after the samples are in place."""
+
+    def __init__(self, capacity: int, buffer=None):
+        raw = buffer if buffer is not None else bytearray(self.nbytes(capacity))
+        self._counter = np.ndarray((1,), dtype=np.int64, buffer=raw, offset=0)
+        self.data = np.ndarray((capacity,), dtype=np.float32, buffer=raw, offset=8)
         self.capacity = capacity
-        self.written = 0                # total samples ever written (only the producer changes it)
         self.read_pos = 0               # total samples ever read (only the consumer changes it)
         self.dropped = 0
 
+    @staticmethod
+    def nbytes(capacity: int) -> int:
+        return 8 + 4 * capacity
+
+    @property
+    def written(self) -> int:
+        """Total samples ever written (only the producer changes it)."""
+        return int(self._counter[0])
+
     def write(self, samples: np.ndarray) -> None:
         n = samples.shape[0]
-        start = self.written % self.capacity
+        written = self.written
+        start = written % self.capacity
         first = min(n, self.capacity - start)
         self.data[start:start + first] = samples[:first]
         self.data[: n - first] = samples[first:]
-        self.written += n
+        self._counter[0] = written + n
 
     def read(self, n: int) -> np.ndarray | None:
         """The next n samples, or None if fewer are available."""
-        lag = self.written - self.read_pos
+        written = self.written
+        lag = written - self.read_pos
         if lag > self.capacity:  # overwritten before we got to them
             self.dropped += lag - self.capacity
-            self.read_pos = self.written - self.capacity
-        if self.written - self.read_pos < n:
+            self.read_pos = written - self.capacity
+        if written - self.read_pos < n:
             return None
         start = self.read_pos % self.capacity
         idx = (start + np.arange(n)) % self.capacity
         self.read_pos += n
         return self.data[idx]
+
+    def release(self) -> None:
+        """Drops the views of a shared buffer, so it can be closed."""
+        self._counter = np.zeros(1, dtype=np.int64)
+        self.data = np.zeros(0, dtype=np.float32)
 
 
 class AudioAnalyzer:
@@ -86,98 +106,6 @@ class AudioAnalyzer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
-
-
-class LiveInput:
-    """An input device, mixed (channel -1) or one channel, copied into a ring by the callback.
-
-    A watchdog notices when the callback stops (the device vanished, the audio server died): the input is then
-    `lost`, silence is fed to the analysis at the real rate so the show keeps moving, and `status` says why.
-    The dead stream is abandoned, not closed: closing a stream whose JACK server died blocks forever, and
-    PortAudio cannot be re-initialised in the same process after that (its JACK host asserts), so reopening
-    once the device returns needs the stream in a child process (not done yet)."""
-
-    STALL_S = 0.5                       # no callback for this long = the input is lost
-
-    def __init__(self, device: str | int | None, sample_rate: int, block_size: int, channel: int = -1,
-                 ring_seconds: float = 2.0):
-        self.device = device if device not in ("", None) else None
-        self.sample_rate, self.block_size, self.channel = sample_rate, block_size, channel
-        self.ring = RingBuffer(int(sample_rate * ring_seconds))
-        self.overruns = 0
-        self.stream = None
-        self.lost = False
-        self.status = "not started"
-        self.last_callback = 0.0
-        self._mix = np.zeros(block_size * 8, dtype=np.float32)  # the callback mixes into this, no allocation
-        self._stop = threading.Event()
-        self._watchdog = threading.Thread(target=self._watch, name="vj-audio-watchdog", daemon=True)
-
-    def _callback(self, indata, frames, time_info, status) -> None:
-        self.last_callback = time.perf_counter()
-        if status.input_overflow:
-            self.overruns += 1
-        if self.channel >= 0:
-            self.ring.write(indata[:, self.channel])
-        elif frames <= self._mix.shape[0]:
-            self.ring.write(np.mean(indata, axis=1, out=self._mix[:frames]))
-        else:
-            self.ring.write(indata.mean(axis=1))
-
-    def start(self) -> "LiveInput":
-        import sounddevice
-
-        device = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
-        info = sounddevice.query_devices(device, "input")
-        channels = max(1, min(int(info["max_input_channels"]), 2 if self.channel < 0 else self.channel + 1))
-        self.stream = sounddevice.InputStream(device=device, samplerate=self.sample_rate, blocksize=self.block_size,
-                                              channels=channels, dtype="float32", callback=self._callback)
-        self.last_callback = time.perf_counter()
-        self.stream.start()
-        self.status = f"listening to {info['name']}"
-        log.info("listening to %s (%d ch, %d Hz, %d-sample blocks)", info["name"], channels, self.sample_rate,
-                 self.block_size)
-        self._watchdog.start()
-        return self
-
-    def _watch(self) -> None:
-        silence = np.zeros(self.block_size, dtype=np.float32)
-        block_s = self.block_size / self.sample_rate
-        next_time = time.perf_counter()
-        while not self._stop.is_set():
-            stalled = time.perf_counter() - self.last_callback > self.STALL_S
-            if stalled and not self.lost:
-                self.lost, self.status = True, "audio input lost (device gone or audio server stopped): silence"
-                log.warning("%s", self.status)
-                _skip_portaudio_terminate()
-            elif not stalled and self.lost:
-                self.lost, self.status = False, "audio input back"
-                log.warning("%s", self.status)
-            if self.lost:  # real-time silence, so features decay instead of freezing on the last loud block
-                self.ring.write(silence)
-                next_time += block_s
-                time.sleep(max(0.0, next_time - time.perf_counter()))
-            else:
-                next_time = time.perf_counter()
-                self._stop.wait(0.1)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.stream is not None and not self.lost:
-            self.stream.close()
-        self.stream = None
-
-
-def _skip_portaudio_terminate() -> None:
-    """After a stream died with its audio server, sounddevice's exit handler (Pa_Terminate) aborts the process
-    in PortAudio's JACK host; without it the process ends normally and the OS reclaims the dead stream."""
-    import atexit
-
-    import sounddevice
-
-    handler = getattr(sounddevice, "_exit_handler", None)
-    if handler is not None:
-        atexit.unregister(handler)
 
 
 class FilePlayback:

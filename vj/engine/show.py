@@ -18,7 +18,8 @@ import numpy as np
 
 from vj.audio.features import SILENCE, FeatureExtractor
 from vj.audio.files import read_audio
-from vj.audio.stream import AudioAnalyzer, FilePlayback, LiveInput
+from vj.audio.capture import LiveInput
+from vj.audio.stream import AudioAnalyzer, FilePlayback
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
@@ -56,10 +57,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     start = [0.0]
 
     def begin() -> None:
-        try:
-            source.start()
-        except Exception as e:  # noqa: BLE001  no input device must not stop the show: it runs on silence
-            log.warning("no audio input (%s: %s); running without sound reaction", type(e).__name__, e)
+        source.start()  # no input device does not stop the show: it runs on silence and keeps trying
         analyzer.start()
         start[0] = time.perf_counter()
 
