@@ -1,5 +1,6 @@
 """Onset and beat accuracy of vj's causal analysis on generated drum patterns (exact annotations), with mir_eval,
-and its cost per block. Writes JSON; the figures go into BENCHMARKS.md.
+its cost per block, and file playback against its clock over 3 minutes (JACK dummy server). Writes JSON; the
+figures go into BENCHMARKS.md.
 
     python scripts/bench_audio.py --out out/bench/audio.json
 """
@@ -22,10 +23,47 @@ CASES = [dict(bpm=b) for b in range(70, 181, 10)] + [
     dict(bpm=140, swing=0.2, fills=True, noise=0.3), dict(bpm=174, noise=0.3)]
 
 
+def playback_sync(seconds: float) -> dict:
+    """Plays a generated file for `seconds` on a JACK dummy server and compares the playback clock (the show clock
+    in rehearsal) with wall time: the largest deviation from the best straight line, and the drift in ppm."""
+    import os
+    import shutil
+    import subprocess
+
+    from vj.audio.stream import FilePlayback
+
+    if shutil.which("jackd") is None:
+        return {"what": "playback sync", "skipped": "jackd is not installed"}
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    jackd = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2.0)
+        pattern = drum_pattern(120, seconds + 2, seed=0)
+        playback = FilePlayback(pattern.samples, pattern.sample_rate, 256, device="system").start()
+        samples = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            samples.append((time.perf_counter(), playback.clock))
+            time.sleep(0.05)
+        playback.stop()
+    finally:
+        jackd.terminate()
+        jackd.wait(timeout=10)
+    wall, clock = np.array(samples).T
+    wall -= wall[0]
+    slope, intercept = np.polyfit(wall, clock, 1)
+    deviation = clock - (slope * wall + intercept)
+    return {"what": "playback sync", "seconds": seconds, "max_deviation_ms": round(float(np.abs(deviation).max()) * 1000, 2),
+            "drift_ppm": round((slope - 1.0) * 1e6, 1), "samples": len(samples)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each pattern (default 30)")
+    parser.add_argument("--sync-seconds", type=float, default=180.0,
+                        help="length of the playback-clock measurement on a JACK dummy server (default 180, 0 = skip)")
     args = parser.parse_args()
     results = []
     for case in CASES:
@@ -42,6 +80,10 @@ def main() -> None:
                   "ms_per_block": round(elapsed / blocks * 1000, 3), "block_ms": round(256 / 48, 2)}
         print(json.dumps(result), flush=True)
         results.append(result)
+    if args.sync_seconds > 0:
+        sync = playback_sync(args.sync_seconds)
+        print(json.dumps(sync), flush=True)
+        results.append(sync)
     bench.write_json({"machine": bench.machine(), "results": results}, args.out)
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import start_jack
+from conftest import start_jack, wait_for
 from vj.audio.capture import LiveInput
 from vj.audio.features import FeatureExtractor
 from vj.audio.stream import AudioAnalyzer
@@ -41,15 +41,6 @@ def play_clicks_into_vj(period: float, seconds: float) -> None:
         for in_port in ours:
             subprocess.run(["jack_connect", out_port, in_port], check=True)
     player.wait(timeout=30)
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def main() -> None:
