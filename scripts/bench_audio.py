@@ -23,14 +23,29 @@ CASES = [dict(bpm=b) for b in range(70, 181, 10)] + [
     dict(bpm=140, swing=0.2, fills=True, noise=0.3), dict(bpm=174, noise=0.3)]
 
 
+def _measure_sync(seconds: float, out) -> None:
+    """Child process: plays a generated file and samples (device clock, show clock) pairs."""
+    from vj.audio.stream import FilePlayback
+
+    pattern = drum_pattern(120, seconds + 2, seed=0)
+    playback = FilePlayback(pattern.samples, pattern.sample_rate, 256, device="system").start()
+    stamps, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        stamps.append(playback.device_stamp)
+        time.sleep(0.05)
+    playback.stop()
+    out.send(stamps)
+
+
 def playback_sync(seconds: float) -> dict:
-    """Plays a generated file for `seconds` on a JACK dummy server and compares the playback clock (the show clock
-    in rehearsal) with wall time: the largest deviation from the best straight line, and the drift in ppm."""
+    """Plays a file for `seconds` on a JACK dummy server and compares the playback position (the show clock in
+    rehearsal) with the audio device's own clock (the DAC time PortAudio reports for each callback): the largest
+    deviation after removing the fixed output latency, and the drift in ppm. In a child process, which ends
+    before the server does (PortAudio aborts at exit if its JACK server went first)."""
+    import multiprocessing as mp
     import os
     import shutil
     import subprocess
-
-    from vj.audio.stream import FilePlayback
 
     if shutil.which("jackd") is None:
         return {"what": "playback sync", "skipped": "jackd is not installed"}
@@ -39,23 +54,23 @@ def playback_sync(seconds: float) -> dict:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(2.0)
-        pattern = drum_pattern(120, seconds + 2, seed=0)
-        playback = FilePlayback(pattern.samples, pattern.sample_rate, 256, device="system").start()
-        samples = []
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            samples.append((time.perf_counter(), playback.clock))
-            time.sleep(0.05)
-        playback.stop()
+        ctx = mp.get_context("spawn")
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_measure_sync, args=(seconds, send))
+        child.start()
+        stamps = receive.recv()
+        child.join(timeout=30)
     finally:
         jackd.terminate()
         jackd.wait(timeout=10)
-    wall, clock = np.array(samples).T
-    wall -= wall[0]
-    slope, intercept = np.polyfit(wall, clock, 1)
-    deviation = clock - (slope * wall + intercept)
-    return {"what": "playback sync", "seconds": seconds, "max_deviation_ms": round(float(np.abs(deviation).max()) * 1000, 2),
-            "drift_ppm": round((slope - 1.0) * 1e6, 1), "samples": len(samples)}
+    device, clock = np.array([s for s in stamps if s[0] > 0]).T
+    device -= device[0]
+    clock -= clock[0]
+    offset = clock - device
+    slope = np.polyfit(device, clock, 1)[0]
+    return {"what": "playback sync", "seconds": seconds, "samples": int(device.shape[0]),
+            "max_deviation_ms": round(float(np.abs(offset - np.median(offset)).max()) * 1000, 3),
+            "drift_ppm": round((slope - 1.0) * 1e6, 2)}
 
 
 def main() -> None:

@@ -123,6 +123,9 @@ class FilePlayback:
         self.underruns = 0
         self.stream = None
         self.finished = threading.Event()
+        # The device's clock at the last callback: (DAC time of its first sample, our clock for that sample).
+        # Read by the sync benchmark; both change together in the callback.
+        self.device_stamp: tuple[float, float] = (0.0, 0.0)
 
     @property
     def clock(self) -> float:
@@ -138,6 +141,8 @@ class FilePlayback:
             outdata.fill(0)
             return
         pos = self.position
+        if time_info is not None:
+            self.device_stamp = (time_info.outputBufferDacTime, pos / self.sample_rate)
         chunk = self.samples[pos:pos + frames]
         n = chunk.shape[0]
         outdata[:n] = chunk if outdata.shape[1] == chunk.shape[1] else chunk.mean(axis=1, keepdims=True)

@@ -39,6 +39,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     Param("rgb_split", 1.0, 0.0, 1.0, "", "chromatic split amount"),
     Param("kaleidoscope", 0.0, 0.0, 1.0, "", "kaleidoscope mix"),
     Param("vignette", 1.0, 0.0, 1.0, "", "vignette amount"),
+    Param("motion_rotate", 0.3, 0.0, 1.0, "", "rotation kick of the generator's view on each beat"),
+    Param("motion_drift", 0.3, 0.0, 1.0, "", "how far the generator's view drifts (faster with the bass)"),
 )}
 
 

@@ -22,6 +22,7 @@ from vj.config import OptimizerConfig
 from vj.control.state import ShowState
 from vj.cues.prompts import PromptError, parse_prompts
 from vj.cues.timeline import Timeline
+from vj.engine.motion import Motion
 from vj.engine.optimizer import LatentOptimizer, learning_rate
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class EngineWorker:
 
     def _run(self) -> None:
         last_prompts, rate, last = None, 0.0, time.perf_counter()
+        motion = Motion()
         while not self._stop.is_set():
             try:
                 snap, t, feats = self.state.snapshot(), self.clock(), self.features()
@@ -90,10 +92,12 @@ class EngineWorker:
                 steps = 0 if snap.freeze else int(snap.values["steps_per_frame"])
                 since = cue_state.since_change if cue_state else float("inf")
                 lr = learning_rate(self.cfg, since, feats.onset * snap.values["audio_gain"]) * snap.values["lr_scale"]
+                transform = torch.from_numpy(motion(t, feats, snap.values["motion_rotate"],
+                                                    snap.values["motion_drift"])).to(self.optimizer.device)
                 loss = float("nan")
                 for _ in range(steps):
-                    loss = self.optimizer.step(lr).loss
-                image = self.optimizer.frame()
+                    loss = self.optimizer.step(lr, transform).loss
+                image = self.optimizer.frame(transform)
                 pixels = (image.permute(1, 2, 0) * 255 + 0.5).to("cpu").numpy().astype(np.uint8)
                 now = time.perf_counter()
                 rate = 0.8 * rate + 0.2 * (steps / max(now - last, 1e-6))

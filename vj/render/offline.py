@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from vj.audio.features import FeatureExtractor
@@ -23,6 +24,8 @@ from vj.config import Config
 from vj.cues.lrc import CueSheet, read_lrc
 from vj.cues.prompts import format_prompts
 from vj.cues.timeline import Timeline
+from vj.control.state import PARAMS
+from vj.engine.motion import Motion
 from vj.engine.optimizer import LatentOptimizer, learning_rate
 from vj.models.loading import Models, load_models
 from vj.render.compositor import Compositor, EffectInputs, headless_context
@@ -75,6 +78,7 @@ def render_video(
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
     steps = cfg.optimizer.steps_per_frame
     last_prompts = None
+    motion = Motion()
     try:
         with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
             frames = features_at_frames(samples, sample_rate, r.fps, extractor, n_frames)
@@ -90,10 +94,12 @@ def render_video(
                 boosted = cfg.optimizer if state.cue is None or state.cue.boost is None else \
                     dataclasses.replace(cfg.optimizer, cue_boost=state.cue.boost)
                 lr = learning_rate(boosted, state.since_change, features.onset)
+                transform = torch.from_numpy(motion(t, features, PARAMS["motion_rotate"].default,
+                                                    PARAMS["motion_drift"].default)).to(models.device)
                 result = None
                 for _ in range(steps):
-                    result = optimizer.step(lr)
-                image = optimizer.frame()
+                    result = optimizer.step(lr, transform)
+                image = optimizer.frame(transform)
                 frame = (image.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
                 compositor.upload(frame)
                 shown = compositor.read(compositor.render(effect_inputs(t, features)))
