@@ -165,3 +165,26 @@ class FilePlayback:
         if self.stream is not None:
             self.stream.close()
             self.stream = None
+
+
+class SilentPlayback(FilePlayback):
+    """File playback without an output device (rehearsing on a machine with no sound): a timer thread runs the
+    same callback into a scratch buffer at real time, so the clock and the analysis behave as with a device."""
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, start: float = 0.0):
+        super().__init__(samples, sample_rate, block_size, start=start)
+        self._running = True
+        self._thread = threading.Thread(target=self._tick, name="vj-silent-playback", daemon=True)
+        self._thread.start()
+
+    def _tick(self) -> None:
+        out = np.zeros((self.block_size, self.samples.shape[1]), dtype=np.float32)
+        status = type("Status", (), {"output_underflow": False})()
+        next_time = time.perf_counter()
+        while self._running:
+            self._callback(out, self.block_size, None, status)
+            next_time += self.block_size / self.sample_rate
+            time.sleep(max(0.0, next_time - time.perf_counter()))
+
+    def stop(self) -> None:
+        self._running = False

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 import glfw
-import numpy as np
 
 from vj.audio.features import SILENCE, FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
-from vj.audio.stream import AudioAnalyzer, FilePlayback
+from vj.audio.stream import AudioAnalyzer, FilePlayback, SilentPlayback
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
@@ -86,7 +85,7 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
         except Exception as e:  # noqa: BLE001  no output device: rehearse silently rather than not at all
             log.warning("no audio output (%s: %s); following the track silently by the wall clock",
                         type(e).__name__, e)
-            players[0] = _SilentPlayback(samples, rate, cfg.audio.block_size, start)
+            players[0] = SilentPlayback(samples, rate, cfg.audio.block_size, start)
             analyzer.ring = players[0].ring
         analyzer.start()
 
@@ -97,30 +96,6 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
     finally:
         analyzer.stop()
         players[0].stop()
-
-
-class _SilentPlayback(FilePlayback):
-    """File playback without an output device: a timer thread plays into a dummy buffer at real time."""
-
-    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, start: float):
-        super().__init__(samples, sample_rate, block_size, start=start)
-        import threading
-
-        self._running = True
-        self._thread = threading.Thread(target=self._tick, name="vj-silent-playback", daemon=True)
-        self._thread.start()
-
-    def _tick(self) -> None:
-        out = np.zeros((self.block_size, self.samples.shape[1]), dtype=np.float32)
-        status = type("Status", (), {"output_underflow": False})()
-        next_time = time.perf_counter()
-        while self._running:
-            self._callback(out, self.block_size, None, status)
-            next_time += self.block_size / self.sample_rate
-            time.sleep(max(0.0, next_time - time.perf_counter()))
-
-    def stop(self) -> None:
-        self._running = False
 
 
 def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:
