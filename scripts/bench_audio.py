@@ -67,10 +67,12 @@ def playback_sync(seconds: float) -> dict:
     device -= device[0]
     clock -= clock[0]
     offset = clock - device
-    slope = np.polyfit(device, clock, 1)[0]
+    slope, intercept = np.polyfit(device, clock, 1)
+    jitter = clock - (slope * device + intercept)
     return {"what": "playback sync", "seconds": seconds, "samples": int(device.shape[0]),
             "max_deviation_ms": round(float(np.abs(offset - np.median(offset)).max()) * 1000, 3),
-            "drift_ppm": round((slope - 1.0) * 1e6, 2)}
+            "drift_ppm": round((slope - 1.0) * 1e6, 2),
+            "max_jitter_ms": round(float(np.abs(jitter).max()) * 1000, 3)}
 
 
 def main() -> None:
