@@ -25,6 +25,14 @@ def test_matches_reference_outputs(name, psi):
     assert (img - cases[f"img_psi{psi}"]).abs().max() <= TOL
 
 
+def test_whole_network_on_the_reference_ops_matches_too():
+    G, cases = load_fixture_generator("sg3t_64")
+    G.set_impl("ref")
+    with torch.no_grad():
+        img = G.synthesis(cases["ws_psi1.0"][:2])
+    assert (img - cases["img_psi1.0"][:2]).abs().max() <= TOL
+
+
 @pytest.mark.parametrize("name", ["sg3t_64", "sg3r_64"])
 def test_transform_as_buffer_and_as_argument_match_reference(name):
     G, cases = load_fixture_generator(name)

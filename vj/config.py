@@ -191,7 +191,3 @@ def apply_override(config: Config, item: str) -> Config:
     except tomllib.TOMLDecodeError:
         value = text  # a bare word: accepted where the key is a string, refused by the type check elsewhere
     return _apply(config, section, key.strip(), value, source)
-
-
-def to_dict(config: Config) -> dict:
-    return dataclasses.asdict(config)
