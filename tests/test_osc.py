@@ -124,7 +124,8 @@ def test_feedback_reaches_a_real_osc_server():
     text = ""
     try:
         deadline = time.time() + 10
-        while "/vj/state/fps" not in text and time.time() < deadline:
+        wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps")
+        while not all(address in text for address in wanted) and time.time() < deadline:
             control.send_feedback(2, "neon rain", 124.0, 59.7, force=True)  # UDP: resend until oscdump is up
             while select.select([dump.stdout], [], [], 0.2)[0]:
                 text += dump.stdout.readline()
