@@ -99,11 +99,13 @@ def bundle(when: float, *messages: bytes) -> bytes:
 
 def test_future_bundle_is_scheduled_without_blocking_the_server(osc):
     state, control = osc
-    send(control.address, bundle(time.time() + 1.0, message("/vj/param/vignette", 0.25)))
+    due = time.time() + 2.0
+    send(control.address, bundle(due, message("/vj/param/vignette", 0.25)))
     send(control.address, message("/vj/param/hue_shift", 0.5))  # must not wait behind the bundle
-    assert wait_for(lambda: state.snapshot().values["hue_shift"] == 0.5, timeout=0.5)
-    assert state.snapshot().values["vignette"] == 1.0
-    assert wait_for(lambda: state.snapshot().values["vignette"] == 0.25, timeout=3.0)
+    assert wait_for(lambda: state.snapshot().values["hue_shift"] == 0.5, timeout=1.5)
+    assert state.snapshot().values["vignette"] == 1.0 and time.time() < due
+    assert wait_for(lambda: state.snapshot().values["vignette"] == 0.25, timeout=5.0)
+    assert time.time() >= due - 0.05
 
 
 def test_far_future_bundle_is_clamped(osc):
