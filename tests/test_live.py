@@ -70,3 +70,33 @@ def test_rehearse_follows_the_cue_sheet(x_display, tmp_path):
         proc.kill()
     assert proc.returncode == 0, out
     assert "cue 0" in out and "cue 1" in out and "second cue" in out
+
+
+def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_path):
+    import json
+
+    from test_render import ffprobe
+
+    port, out = free_port(), tmp_path / "show.mp4"
+    proc = start_vj(["live", "--duration", "60", "--record", str(out)], x_display, port)
+    try:
+        wait_for_line(proc, "window ")
+        time.sleep(2)
+        oscsend(port, "/vj/param/hue_shift", "f", "0.75")
+        oscsend(port, "/vj/prompt", "s", "a recorded city")
+        time.sleep(3)
+        oscsend(port, "/vj/quit")
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    video = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "video"]
+    assert len(video) == 1 and video[0]["codec_name"] == "h264"
+    assert int(video[0]["nb_frames"]) > 20
+    assert 3.0 < float(video[0]["duration"]) < 30.0   # real show time, not frames / a fixed rate
+    controls = [json.loads(line) for line in out.with_suffix(".controls.jsonl").read_text().splitlines()]
+    changes = {(c["source"], c["what"]): c for c in controls}
+    assert changes[("osc", "hue_shift")]["value"] == 0.75
+    assert changes[("osc", "prompt")]["value"] == "a recorded city"
+    assert changes[("osc", "quit")]
+    assert all(a["t"] <= b["t"] for a, b in zip(controls, controls[1:]))

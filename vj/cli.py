@@ -87,14 +87,15 @@ def cmd_live(args: argparse.Namespace) -> int:
     from vj.engine.show import run_live
 
     cfg = _config(args)
-    return run_live(cfg, lrc_path=args.lrc, duration=args.duration)
+    return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     from vj.engine.show import run_rehearsal
 
     cfg = _config(args)
-    return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start)
+    return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
+                         record=args.record)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -271,12 +272,15 @@ def build_parser() -> Parser:
     p = command("live", cmd_live, "perform: audio input, OSC and MIDI control, optional cue sheet, full-screen window")
     p.add_argument("--lrc", metavar="FILE", help="cue sheet to follow from the start (wall clock)")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit)")
+    p.add_argument("--record", metavar="OUT.mp4", help="record the displayed frames (real timestamps) and a control "
+                   "log (OUT.controls.jsonl)")
 
     p = command("rehearse", cmd_rehearse, "play an audio file through the speakers and follow its cue sheet")
     p.add_argument("audio", help="audio file to play")
     p.add_argument("--lrc", required=True, metavar="FILE", help="the cue sheet to rehearse")
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds into the track")
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: end of the track)")
+    p.add_argument("--record", metavar="OUT.mp4", help="record the displayed frames and a control log")
 
     command("devices", cmd_devices, "list audio devices, MIDI ports, the OpenGL renderer and CUDA devices")
 

@@ -29,6 +29,7 @@ from vj.engine.worker import EngineWorker
 from vj.models.loading import load_models
 from vj.render.compositor import EFFECTS, Compositor
 from vj.render.hud import Hud
+from vj.render.recorder import ShowRecorder
 from vj.render.offline import effect_inputs
 from vj.render.window import Window
 
@@ -49,7 +50,8 @@ def _timeline(cfg: Config, lrc_path: str | Path | None) -> WatchedTimeline | Non
     return watched
 
 
-def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None) -> int:
+def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None,
+             record: str | Path | None = None) -> int:
     timeline = _timeline(cfg, lrc_path)
     source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
     analyzer = AudioAnalyzer(source.ring, _extractor(cfg, cfg.audio.sample_rate))
@@ -65,7 +67,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
 
     try:
         return _run_show(cfg, lambda: time.perf_counter() - start[0], lambda: analyzer.features, timeline, duration,
-                         seek=seek, begin=begin,
+                         seek=seek, begin=begin, record=record,
                          audio_warning=lambda: source.status if source.lost else None)
     finally:
         analyzer.stop()
@@ -73,7 +75,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
 
 
 def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, duration: float | None = None,
-                  start: float = 0.0) -> int:
+                  start: float = 0.0, record: str | Path | None = None) -> int:
     timeline = _timeline(cfg, lrc_path)
     samples, rate = read_audio(audio_path)
     players = [FilePlayback(samples, rate, cfg.audio.block_size, start=start)]
@@ -92,7 +94,8 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
     end = samples.shape[0] / rate - start
     try:
         return _run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
-                         min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin)
+                         min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin,
+                         record=record)
     finally:
         analyzer.stop()
         players[0].stop()
@@ -117,7 +120,8 @@ def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
 def _run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
               duration: float | None, seek: Callable[[float], None],
               begin: Callable[[], None] = lambda: None,
-              audio_warning: Callable[[], str | None] = lambda: None) -> int:
+              audio_warning: Callable[[], str | None] = lambda: None,
+              record: str | Path | None = None) -> int:
     """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws."""
     models = load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
@@ -131,6 +135,13 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
     window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
+    recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf) if record else None
+    logged = {"changes": 0, "cue": None}  # how far the control log has got
+
+    def log_controls(show_time: float) -> None:
+        for _, source, what, value in state.changes[logged["changes"]:]:
+            recorder.control(show_time, source, what, value)
+        logged["changes"] = len(state.changes)
     begin()
     worker.start()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
@@ -181,6 +192,13 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                 window.present(compositor.render(inputs).color_attachments[0])
             else:
                 window.present(None)
+            if recorder is not None:  # what the audience sees: before the HUD
+                show_time = clock()
+                recorder.offer(show_time, window.read())
+                log_controls(show_time)
+                if frame is not None and frame.cue != logged["cue"]:
+                    recorder.control(show_time, "timeline", "cue", frame.cue)
+                    logged["cue"] = frame.cue
             if hud:
                 hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
             window.swap()
@@ -209,6 +227,9 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
     finally:
         worker.stop()
         osc.stop()
+        if recorder is not None:
+            log_controls(clock())  # what ended the show, too
+            recorder.close()
         if midi is not None:
             midi.stop()
         compositor.release()
