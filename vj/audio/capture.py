@@ -17,7 +17,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from vj.audio.stream import RingBuffer
+from vj.audio.stream import RingBuffer, device_arg
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _capture(shm_name: str, capacity: int, device, sample_rate: int, block_size:
             ring.write(indata.mean(axis=1))
 
     try:
-        dev = int(device) if isinstance(device, str) and device.isdigit() else device
+        dev = device_arg(device)
         info = sounddevice.query_devices(dev, "input")
         channels = max(1, min(int(info["max_input_channels"]), 2 if channel < 0 else channel + 1))
         stream = sounddevice.InputStream(device=dev, samplerate=sample_rate, blocksize=block_size,
@@ -63,7 +63,7 @@ class LiveInput:
 
     def __init__(self, device: str | int | None, sample_rate: int, block_size: int, channel: int = -1,
                  ring_seconds: float = 2.0):
-        self.device = device if device not in ("", None) else None
+        self.device = device_arg(device)
         self.sample_rate, self.block_size, self.channel = sample_rate, block_size, channel
         capacity = int(sample_rate * ring_seconds)
         self.shm = shared_memory.SharedMemory(create=True, size=RingBuffer.nbytes(capacity))

@@ -97,6 +97,12 @@ class FeatureExtractor:
         self.tracker = BeatTracker(rate)
         self.samples_seen = 0
 
+    @classmethod
+    def from_config(cls, audio, sample_rate: int) -> "FeatureExtractor":
+        """From an `AudioConfig` ([audio] in the config), at the source's sample rate."""
+        return cls(sample_rate, audio.block_size, audio.fft_size, tuple(audio.band_edges), audio.attack_s,
+                   audio.release_s)
+
     def __call__(self, block: np.ndarray) -> AudioFeatures:
         """block: [block_size] mono float samples (or [block_size, channels], mixed down)."""
         if block.ndim == 2:

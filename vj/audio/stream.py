@@ -20,6 +20,13 @@ from vj.audio.features import SILENCE, AudioFeatures, FeatureExtractor
 log = logging.getLogger(__name__)
 
 
+def device_arg(device: str | int | None) -> str | int | None:
+    """A configured device for sounddevice: "" = default, "3" = index 3, other text = a name substring."""
+    if device in ("", None):
+        return None
+    return int(device) if isinstance(device, str) and device.isdigit() else device
+
+
 class RingBuffer:
     """Single-producer, single-consumer ring of mono float32 samples. The producer never blocks: when the
     consumer falls behind by more than the capacity, the oldest samples are overwritten and counted as dropped.
@@ -116,7 +123,7 @@ class FilePlayback:
                  start: float = 0.0):
         self.samples = np.ascontiguousarray(samples[:, :2], dtype=np.float32)
         self.sample_rate, self.block_size = sample_rate, block_size
-        self.device = device if device not in ("", None) else None
+        self.device = device_arg(device)
         self.position = int(start * sample_rate)  # next sample to play; only the callback advances it
         self.paused = False
         self.ring = RingBuffer(int(sample_rate * 2))
@@ -155,8 +162,7 @@ class FilePlayback:
     def start(self) -> "FilePlayback":
         import sounddevice
 
-        device = int(self.device) if isinstance(self.device, str) and self.device.isdigit() else self.device
-        self.stream = sounddevice.OutputStream(device=device, samplerate=self.sample_rate, blocksize=self.block_size,
+        self.stream = sounddevice.OutputStream(device=self.device, samplerate=self.sample_rate, blocksize=self.block_size,
                                                channels=self.samples.shape[1], dtype="float32", callback=self._callback)
         self.stream.start()
         return self

@@ -80,6 +80,7 @@ class LatentOptimizer:
         self.display_w = w0.clone()  # [1, num_ws, w_dim]
         self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
         self.slot_weights = torch.zeros(MAX_PROMPTS, device=self.device)
+        self._prompts: tuple[WeightedPrompt, ...] | None = None  # the mix in the slots
         self.lr = torch.tensor(cfg.lr, device=self.device)
         self._step_fn = self.guided_step
         self.compiled = False
@@ -92,7 +93,11 @@ class LatentOptimizer:
 
     # -- prompts ----------------------------------------------------------------------------------------
     def set_prompts(self, prompts: tuple[WeightedPrompt, ...] | list[WeightedPrompt]) -> None:
-        """Fills the prompt slots from a mix (the largest |weight| first if there are too many)."""
+        """Fills the prompt slots from a mix (the largest |weight| first if there are too many); an unchanged mix
+        changes nothing."""
+        if tuple(prompts) == self._prompts:
+            return
+        self._prompts = tuple(prompts)
         prompts = sorted(prompts, key=lambda p: -abs(p.weight))
         if len(prompts) > MAX_PROMPTS:
             log.warning("%d prompts in the mix; guiding with the %d strongest", len(prompts), MAX_PROMPTS)
@@ -152,6 +157,18 @@ class LatentOptimizer:
             self._step_fn, self.compiled = self.guided_step, False
             guidance, per_prompt = self._step_fn(*args)
         return StepResult(guidance.detach().clone(), per_prompt.detach().clone())
+
+    def render_frame(self, prompts: tuple[WeightedPrompt, ...], steps: int, lr: float,
+                     transform: np.ndarray) -> tuple[np.ndarray, StepResult | None]:
+        """One displayed frame, as live and offline make it: the prompt mix, `steps` guided steps at lr through the
+        input transform [3, 3], then the display latent as [H, W, 3] uint8 (and the last step's result)."""
+        self.set_prompts(prompts)
+        matrix = torch.from_numpy(transform).to(self.device)
+        result = None
+        for _ in range(steps):
+            result = self.step(lr, matrix)
+        image = self.frame(matrix)
+        return (image.permute(1, 2, 0) * 255 + 0.5).to("cpu").numpy().astype(np.uint8), result
 
     def frame(self, transform: torch.Tensor | None = None) -> torch.Tensor:
         """Moves the display latent towards the optimised one and renders it: [3, H, W] in 0..1."""

@@ -15,7 +15,7 @@ from typing import Callable
 
 import glfw
 
-from vj.audio.features import SILENCE, FeatureExtractor
+from vj.audio.features import FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
 from vj.audio.stream import AudioAnalyzer, FilePlayback, SilentPlayback
@@ -36,11 +36,6 @@ from vj.render.window import Window
 log = logging.getLogger(__name__)
 
 
-def _extractor(cfg: Config, sample_rate: int) -> FeatureExtractor:
-    a = cfg.audio
-    return FeatureExtractor(sample_rate, a.block_size, a.fft_size, tuple(a.band_edges), a.attack_s, a.release_s)
-
-
 def _timeline(cfg: Config, lrc_path: str | Path | None) -> WatchedTimeline | None:
     if not lrc_path:
         return None
@@ -54,7 +49,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
              record: str | Path | None = None) -> int:
     timeline = _timeline(cfg, lrc_path)
     source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
-    analyzer = AudioAnalyzer(source.ring, _extractor(cfg, cfg.audio.sample_rate))
+    analyzer = AudioAnalyzer(source.ring, FeatureExtractor.from_config(cfg.audio, cfg.audio.sample_rate))
     start = [0.0]
 
     def begin() -> None:
@@ -79,7 +74,7 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
     timeline = _timeline(cfg, lrc_path)
     samples, rate = read_audio(audio_path)
     players = [FilePlayback(samples, rate, cfg.audio.block_size, start=start)]
-    analyzer = AudioAnalyzer(players[0].ring, _extractor(cfg, rate))
+    analyzer = AudioAnalyzer(players[0].ring, FeatureExtractor.from_config(cfg.audio, rate))
 
     def begin() -> None:
         try:

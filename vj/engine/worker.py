@@ -73,7 +73,7 @@ class EngineWorker:
         self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
-        last_prompts, rate, last = None, 0.0, time.perf_counter()
+        rate, last = 0.0, time.perf_counter()
         motion = Motion()
         while not self._stop.is_set():
             try:
@@ -86,24 +86,17 @@ class EngineWorker:
                         prompts = tuple(parse_prompts(snap.prompt_override))
                     except PromptError as e:
                         log.warning("live prompt ignored: %s", e)
-                if prompts != last_prompts:
-                    self.optimizer.set_prompts(prompts)
-                    last_prompts = prompts
                 steps = 0 if snap.freeze else int(snap.values["steps_per_frame"])
                 since = cue_state.since_change if cue_state else float("inf")
                 lr = learning_rate(self.cfg, since, feats.onset * snap.values["audio_gain"]) * snap.values["lr_scale"]
-                transform = torch.from_numpy(motion(t, feats, snap.values["motion_rotate"],
-                                                    snap.values["motion_drift"])).to(self.optimizer.device)
-                loss = float("nan")
-                for _ in range(steps):
-                    loss = self.optimizer.step(lr, transform).loss
-                image = self.optimizer.frame(transform)
-                pixels = (image.permute(1, 2, 0) * 255 + 0.5).to("cpu").numpy().astype(np.uint8)
+                transform = motion(t, feats, snap.values["motion_rotate"], snap.values["motion_drift"])
+                pixels, result = self.optimizer.render_frame(prompts, steps, lr, transform)
+                loss = float("nan") if result is None else float(result.loss)
                 now = time.perf_counter()
                 rate = 0.8 * rate + 0.2 * (steps / max(now - last, 1e-6))
                 last = now
                 self.frames.publish(PublishedFrame(pixels, t, cue_state.index if cue_state else -1,
-                                                   " | ".join(p.text for p in prompts), float(loss), rate, now))
+                                                   " | ".join(p.text for p in prompts), loss, rate, now))
             except torch.OutOfMemoryError:
                 # Free what the failed step held, then carry on with half the cutouts (at least one).
                 self.errors += 1

@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm import tqdm
 
 from vj.audio.features import FeatureExtractor
@@ -69,15 +67,13 @@ def render_video(
     models = models or load_models(cfg.model)
     seed = r.seed or cfg.model.seed
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=seed, truncation_psi=cfg.model.truncation_psi)
-    extractor = FeatureExtractor(sample_rate, cfg.audio.block_size, cfg.audio.fft_size, tuple(cfg.audio.band_edges),
-                                 cfg.audio.attack_s, cfg.audio.release_s)
+    extractor = FeatureExtractor.from_config(cfg.audio, sample_rate)
     n_frames = max(1, math.ceil(duration * r.fps))
     ctx = headless_context()
     compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
     log_file = open(frames_log, "w", encoding="utf-8") if frames_log else None
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
     steps = cfg.optimizer.steps_per_frame
-    last_prompts = None
     motion = Motion()
     try:
         with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
@@ -86,21 +82,13 @@ def render_video(
                                              mininterval=1.0)):
                 t = i / r.fps
                 state = timeline.at(t)
-                if state.prompts != last_prompts:
-                    optimizer.set_prompts(state.prompts)
-                    last_prompts = state.prompts
                 if state.cue is not None and state.cue.steps is not None:
                     steps = state.cue.steps
                 boosted = cfg.optimizer if state.cue is None or state.cue.boost is None else \
                     dataclasses.replace(cfg.optimizer, cue_boost=state.cue.boost)
                 lr = learning_rate(boosted, state.since_change, features.onset)
-                transform = torch.from_numpy(motion(t, features, PARAMS["motion_rotate"].default,
-                                                    PARAMS["motion_drift"].default)).to(models.device)
-                result = None
-                for _ in range(steps):
-                    result = optimizer.step(lr, transform)
-                image = optimizer.frame(transform)
-                frame = (image.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+                transform = motion(t, features, PARAMS["motion_rotate"].default, PARAMS["motion_drift"].default)
+                frame, result = optimizer.render_frame(state.prompts, steps, lr, transform)
                 compositor.upload(frame)
                 shown = compositor.read(compositor.render(effect_inputs(t, features)))
                 writer.write(shown)
