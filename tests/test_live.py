@@ -76,6 +76,7 @@ def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_pa
     import json
 
     from test_render import ffprobe
+    from vj.control.showlog import read_show_log
 
     port, out = free_port(), tmp_path / "show.mp4"
     proc = start_vj(["live", "--duration", "60", "--record", str(out)], x_display, port)
@@ -99,4 +100,4 @@ def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_pa
     assert changes[("osc", "hue_shift")]["value"] == 0.75
     assert changes[("osc", "prompt")]["value"] == "a recorded city"
     assert changes[("osc", "quit")]
-    assert all(a["t"] <= b["t"] for a, b in zip(controls, controls[1:]))
+    assert read_show_log(out.with_suffix(".controls.jsonl")).end > 3.0

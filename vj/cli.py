@@ -61,10 +61,11 @@ def parse_pair(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _config(args: argparse.Namespace, **render_overrides) -> config_mod.Config:
+def _config(args: argparse.Namespace, base: config_mod.Config | None = None,
+            **render_overrides) -> config_mod.Config:
     overrides = list(args.set or [])
     overrides += [f"{key}={value}" for key, value in render_overrides.items() if value is not None]
-    return config_mod.load(args.config, overrides)
+    return config_mod.load(args.config, overrides, base)
 
 
 # -- subcommands ---------------------------------------------------------------------------------------------
@@ -96,6 +97,25 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     cfg = _config(args)
     return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
                          record=args.record)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from vj.control.showlog import ControlReplay, read_show_log
+    from vj.render.offline import render_video
+
+    show = read_show_log(args.log)
+    size = args.size or (None, None)
+    cfg = _config(args, show.config(), **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
+                                          "optimizer.steps_per_frame": args.steps})
+    lrc = args.lrc or show.header.get("lrc")
+    if lrc and not Path(lrc).is_file():
+        raise config_mod.ConfigError(f"the show's cue sheet {lrc} is not there any more; pass --lrc FILE")
+    replay = ControlReplay(show)
+    result = render_video(args.audio, args.output, cfg, lrc_path=lrc, frames_log=args.frames_log,
+                          progress=not args.quiet, controls=replay, duration=show.end)
+    print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s; "
+          f"{len(show.entries)} logged changes, {replay.ignored} ignored)")
+    return 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -282,6 +302,17 @@ def build_parser() -> Parser:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: end of the track)")
     p.add_argument("--record", metavar="OUT.mp4", help="record the displayed frames and a control log")
 
+    p = command("replay", cmd_replay, "re-render a recorded show offline from its control log, at any size")
+    p.add_argument("log", help="the control log a recording wrote (OUT.controls.jsonl)")
+    p.add_argument("--audio", required=True, metavar="FILE", help="the show's audio (a recording of the input, or the "
+                   "rehearsed track)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video file to write")
+    p.add_argument("--lrc", metavar="FILE", help="cue sheet (default: the one the show used)")
+    p.add_argument("--fps", type=positive_int, help="frames per second (default: render.fps, 30)")
+    p.add_argument("--size", type=parse_size, metavar="WxH", help="video size (default: render.width x height)")
+    p.add_argument("--steps", type=positive_int, help="guided steps per frame until the log changes them")
+    p.add_argument("--frames-log", metavar="FILE", help="write one JSON line per frame (t, cue, prompts, params)")
+
     command("devices", cmd_devices, "list audio devices, MIDI ports, the OpenGL renderer and CUDA devices")
 
     models = sub.add_parser("models", help="known checkpoints and the cache; fetch, convert, sample",
@@ -342,6 +373,7 @@ def build_parser() -> Parser:
 def _known_errors() -> tuple[type[BaseException], ...]:
     from vj.audio.files import AudioFileError
     from vj.control.midi import MidiMappingError
+    from vj.control.showlog import ShowLogError
     from vj.control.state import ControlError
     from vj.cues.lrc import LrcError
     from vj.models.checkpoints import CheckpointError
@@ -349,7 +381,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from vj.models.registry import DownloadError
 
     return (config_mod.ConfigError, LrcError, AudioFileError, CheckpointError, ModelError, DownloadError,
-            ControlError, MidiMappingError)
+            ControlError, MidiMappingError, ShowLogError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,9 @@ class OptimizerConfig:
     display_ema: float = 0.6            # smoothing of the displayed latent (0 = none, 0.99 = very slow)
     latent_space: str = "w"             # "w" (one vector) or "w+" (one per layer)
     compile: str = "auto"               # "auto" (compiled + CUDA graphs on CUDA, eager on CPU), "on", "off"
+    frame_budget_ms: float = 50.0       # live: fewer steps, then fewer cutouts, when a frame takes longer (0 = off)
+    min_cutouts: int = 4                # live: the fewest cutouts the budget may go down to
+    test_step_delay_s: float = 0.0      # testing: sleep this long per guided step (simulates a slow GPU)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class CuesConfig:
     transition_s: float = 1.0           # crossfade between consecutive cues
     lenient: bool = True                # skip malformed LRC lines with a warning instead of failing
     loop_s: float = 0.0                 # live: repeat the cue sheet every loop_s seconds (0 = play once)
+    live_start: str = "now"             # live: the cue sheet runs from "now" (vj starts) or from a start "cue"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class ControlConfig:
     osc_host: str = "127.0.0.1"         # OSC listen address; loopback unless asked
     osc_port: int = 9010                # clear of Resolume (7000) and AbletonOSC (11000/11001)
     osc_feedback: str = ""              # "host:port" to send state to (TouchOSC, TouchDesigner); "" = none
+    osc_allow: list[str] = field(default_factory=list)  # addresses/networks allowed to send OSC; [] = any that reach it
+    osc_port_search: int = 0            # port taken: try the next N ports (0 = stop with a clear error)
     midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
     midi_mapping: str = ""              # mapping TOML file (configs/midi/*.toml)
     prompt_bank: list[str] = field(default_factory=lambda: [
@@ -169,9 +175,9 @@ def read_toml(path: str | Path, error: type[Exception] = ConfigError) -> dict:
         raise error(f"{path}: not valid TOML: {e}") from None
 
 
-def load(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
-    """Defaults, then the TOML file (if any), then `section.key=value` overrides, each checked."""
-    config = Config()
+def load(path: str | Path | None = None, overrides: typing.Sequence[str] = (), base: Config | None = None) -> Config:
+    """Defaults (or base), then the TOML file (if any), then `section.key=value` overrides, each checked."""
+    config = base or Config()
     if path:
         config = from_dict(read_toml(path), str(path), config)
     for item in overrides:

@@ -11,12 +11,13 @@ Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or To
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import logging
 import math
 import threading
 import time
 from collections import Counter
-from typing import Callable
+from typing import Callable, Sequence
 
 from pythonosc import osc_packet
 from pythonosc.dispatcher import Dispatcher
@@ -35,6 +36,7 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "/vj/prompt": ("s", "live prompt (weighted syntax `a:1 | b:0.5`) replacing the cue's; \"\" returns to the cues"),
     "/vj/prompt/weighted": ("s f [s f ...]", "live prompt as text/weight pairs"),
     "/vj/param/<name>": ("f", "set a parameter, clamped to its range (`vj osc` lists them)"),
+    "/vj/start": ("", "start cue: the show clock (and the cue sheet) from 0"),
     "/vj/cue/next": ("", "jump to the next cue"),
     "/vj/cue/prev": ("", "jump to the previous cue"),
     "/vj/cue/goto": ("i", "jump to cue N (0-based, as `vj cues check` numbers them)"),
@@ -121,14 +123,17 @@ class Scheduler:
 
 
 class OscControl:
-    def __init__(self, state: ShowState, host: str = "127.0.0.1", port: int = 9010, feedback: str = ""):
+    def __init__(self, state: ShowState, host: str = "127.0.0.1", port: int = 9010, feedback: str = "",
+                 allow: Sequence[str] = (), port_search: int = 0):
         self.state = state
+        self.allow = _networks(allow)
         self.warnings: Counter[str] = Counter()
         self.received = 0
         self.scheduler = Scheduler()
         self.dispatcher = ShowDispatcher(self._malformed, self.scheduler.add)
         routes = {
             "/vj/prompt": self._prompt, "/vj/prompt/weighted": self._weighted, "/vj/param/*": self._param,
+            "/vj/start": self._event("start"),
             "/vj/cue/next": self._event("cue_next"), "/vj/cue/prev": self._event("cue_prev"),
             "/vj/cue/goto": self._goto, "/vj/seek": self._seek,
             "/vj/freeze": self._flag, "/vj/blackout": self._flag, "/vj/quit": self._flag,
@@ -136,16 +141,14 @@ class OscControl:
         for address, handler in routes.items():
             self.dispatcher.map(address, self._guard(handler))
         self.dispatcher.set_default_handler(self._unknown)
-        try:
-            self.server = BlockingOSCUDPServer((host, port), self.dispatcher)
-        except OSError as e:
-            self.scheduler.stop()
-            raise ControlError(f"cannot listen for OSC on {host}:{port}: {e.strerror or e} "
-                               f"(another program uses the port? set control.osc_port)") from None
+        self.server = self._listen(host, port, port_search)
         self.server.handle_error = lambda request, client: self._malformed(client, RuntimeError("unreadable"))
         accepts = self.server.verify_request  # drops what starts with neither "/" nor "#bundle", silently
 
         def verify(request, client_address) -> bool:
+            if self.allow and not any(ipaddress.ip_address(client_address[0]) in net for net in self.allow):
+                self._warn("refused", f"packet from {client_address[0]} refused: not in control.osc_allow")
+                return False
             if accepts(request, client_address):
                 return True
             self._malformed(client_address, ValueError("not an OSC message or bundle"))
@@ -156,6 +159,23 @@ class OscControl:
         self.feedback = _feedback_client(feedback)
         self._last_feedback: dict[str, object] = {}
         self._thread = threading.Thread(target=self.server.serve_forever, name="vj-osc", daemon=True)
+
+    def _listen(self, host: str, port: int, port_search: int) -> BlockingOSCUDPServer:
+        """The server on port, or with port_search > 0 the first free one of the next port_search ports."""
+        for candidate in range(port, port + max(0, port_search) + 1):
+            try:
+                server = BlockingOSCUDPServer((host, candidate), self.dispatcher)
+            except OSError as e:
+                error = e
+                continue
+            if candidate != port:
+                log.warning("OSC port %d is taken; listening on %d instead", port, candidate)
+            return server
+        self.scheduler.stop()
+        tried = f"{port}" if port_search <= 0 else f"{port} to {port + port_search}"
+        raise ControlError(f"cannot listen for OSC on {host}:{tried}: {error.strerror or error} "
+                           f"(another program uses the port? set control.osc_port, or control.osc_port_search "
+                           f"to take the next free one)") from None
 
     def start(self) -> "OscControl":
         self._thread.start()
@@ -260,3 +280,14 @@ def _feedback_client(target: str) -> SimpleUDPClient | None:
     if not sep or not port.isdigit():
         raise ControlError(f"control.osc_feedback must be host:port, got {target!r}")
     return SimpleUDPClient(host, int(port))
+
+
+def _networks(allow: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """control.osc_allow entries ("192.168.1.20", "10.0.0.0/24") as networks; a bad one is a ControlError."""
+    networks = []
+    for entry in allow:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ControlError(f"control.osc_allow: {entry!r} is not an IP address or network like 10.0.0.0/24") from None
+    return tuple(networks)

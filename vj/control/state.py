@@ -44,13 +44,13 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
 )}
 
 
-EVENTS = ("cue_next", "cue_prev", "cue_goto", "seek")  # discrete transport events (queued, not values)
+EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek")  # discrete transport events (queued, not values)
 
 
 @dataclass(frozen=True)
 class Event:
     kind: str                           # one of EVENTS
-    value: float = 0.0                  # cue index for cue_goto, seconds for seek
+    value: float = 0.0                  # cue index for cue_goto, seconds for seek; start: the show clock to 0
     source: str = ""                    # who sent it (osc, midi, key)
 
 

@@ -22,12 +22,14 @@ from vj.audio.stream import AudioAnalyzer, FilePlayback, SilentPlayback
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
-from vj.control.state import PARAMS, ShowState
+from vj.control.showlog import show_header
+from vj.control.state import ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
+from vj.engine.director import show_state
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker
 from vj.models.loading import load_models
-from vj.render.compositor import EFFECTS, Compositor
+from vj.render.compositor import Compositor, EffectInputs
 from vj.render.hud import Hud
 from vj.render.recorder import ShowRecorder
 from vj.render.offline import effect_inputs
@@ -50,19 +52,28 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     timeline = _timeline(cfg, lrc_path)
     source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor.from_config(cfg.audio, cfg.audio.sample_rate))
-    start = [0.0]
+    origin: list[float | None] = [None]  # perf_counter at show time 0; None: waiting for the start cue
 
     def begin() -> None:
         source.start()  # no input device does not stop the show: it runs on silence and keeps trying
         analyzer.start()
-        start[0] = time.perf_counter()
+        if cfg.cues.live_start == "now":
+            origin[0] = time.perf_counter()
+        else:
+            log.info("waiting for the start cue (OSC /vj/start, a MIDI note mapped to start, or the Home key)")
 
-    def seek(t: float) -> None:  # live: move the show clock's origin
-        start[0] = time.perf_counter() - max(0.0, t)
+    def seek(t: float) -> None:  # live: move the show clock's origin (a start cue is a seek to 0)
+        origin[0] = time.perf_counter() - max(0.0, t)
 
+    def clock() -> float:
+        return 0.0 if origin[0] is None else time.perf_counter() - origin[0]
+
+    if cfg.cues.live_start not in ("now", "cue"):
+        raise ValueError(f"cues.live_start must be 'now' or 'cue', got {cfg.cues.live_start!r}")
     try:
-        return _run_show(cfg, lambda: time.perf_counter() - start[0], lambda: analyzer.features, timeline, duration,
-                         seek=seek, begin=begin, record=record,
+        return _run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
+                         record=record, header=show_header(cfg, "live", lrc_path),
+                         clock_running=lambda: origin[0] is not None,
                          audio_warning=lambda: source.status if source.lost else None)
     finally:
         analyzer.stop()
@@ -90,7 +101,7 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
     try:
         return _run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
                          min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin,
-                         record=record)
+                         record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path))
     finally:
         analyzer.stop()
         players[0].stop()
@@ -98,6 +109,8 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
 
 def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:
     """The show time a cue event jumps to (None if there is nowhere to go)."""
+    if kind == "start":
+        return 0.0
     if timeline is None or not timeline.cues:
         return None
     i = timeline.index_at(now)
@@ -116,13 +129,18 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
               duration: float | None, seek: Callable[[float], None],
               begin: Callable[[], None] = lambda: None,
               audio_warning: Callable[[], str | None] = lambda: None,
-              record: str | Path | None = None) -> int:
-    """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws."""
+              record: str | Path | None = None, header: dict | None = None,
+              clock_running: Callable[[], bool] = lambda: True,
+              on_frame: Callable[[float, EffectInputs | None], None] | None = None) -> int:
+    """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws.
+    `on_frame(perf_counter after the swap, effect inputs or None)` is called for every displayed frame
+    (benchmarks)."""
     models = load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
-    state = ShowState({"steps_per_frame": cfg.optimizer.steps_per_frame, "audio_gain": cfg.optimizer.audio_gain})
-    osc = OscControl(state, cfg.control.osc_host, cfg.control.osc_port, cfg.control.osc_feedback).start()
+    state = show_state(cfg.optimizer)
+    c = cfg.control
+    osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = _midi(cfg, state)
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
     worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
@@ -130,24 +148,29 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
     window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
-    recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf) if record else None
+    recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf) if record else None
     logged = {"changes": 0, "cue": None}  # how far the control log has got
 
-    def log_controls(show_time: float) -> None:
-        for _, source, what, value in state.changes[logged["changes"]:]:
-            recorder.control(show_time, source, what, value)
+    def log_controls() -> None:
+        show_now, ago = clock(), time.time() - began_epoch
+        for when, source, what, value in state.changes[logged["changes"]:]:
+            at = max(0.0, when - began_epoch)  # when it happened, not when it was logged
+            recorder.control(at, max(0.0, show_now - (ago - at)), source, what, value)
         logged["changes"] = len(state.changes)
     begin()
+    began, began_epoch = time.perf_counter(), time.time()  # the show's wall-time origin (recording, control log)
+    if recorder is not None:
+        recorder.clock(0.0, clock(), clock_running())
     worker.start()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
-    started, last_report = time.perf_counter(), time.perf_counter()
+    last_report = time.perf_counter()
     reported_error: str | None = None  # the cue sheet problem last logged, so each is said once
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
-            if duration is not None and now - started >= duration:
+            if duration is not None and now - began >= duration:
                 break
             for key in window.poll():
                 if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
@@ -162,6 +185,8 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                     window.toggle_fullscreen(d.monitor)
                 elif key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
                     state.post("seek", max(0.0, clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0)), "key")
+                elif key == glfw.KEY_HOME:
+                    state.post("start", 0.0, "key")
                 elif key in (glfw.KEY_PAGE_UP, glfw.KEY_PAGE_DOWN):
                     state.post("cue_prev" if key == glfw.KEY_PAGE_UP else "cue_next", 0.0, "key")
             for event in state.drain_events():
@@ -170,6 +195,8 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                 if target is not None:
                     seek(target)
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
+                    if recorder is not None:
+                        recorder.clock(time.perf_counter() - began, target, clock_running())
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
@@ -180,23 +207,24 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                 frame_shown_at = now
                 compositor.upload(frame.image)
                 shown_seq = seq
-            snap = state.snapshot()
+            snap, inputs = state.snapshot(), None
             if shown_seq and not snap.blackout:
-                inputs = effect_inputs(clock(), features(), blend=min(1.0, (now - frame_shown_at) / frame_interval))
-                inputs.amounts = {name: snap.values[name] for name in EFFECTS if name in PARAMS}
+                inputs = effect_inputs(clock(), features(), snap, blend=min(1.0, (now - frame_shown_at) / frame_interval))
                 window.present(compositor.render(inputs).color_attachments[0])
             else:
                 window.present(None)
             if recorder is not None:  # what the audience sees: before the HUD
-                show_time = clock()
-                recorder.offer(show_time, window.read())
-                log_controls(show_time)
-                if frame is not None and frame.cue != logged["cue"]:
-                    recorder.control(show_time, "timeline", "cue", frame.cue)
+                wall = time.perf_counter() - began
+                recorder.offer(wall, window.read())
+                log_controls()
+                if frame is not None and frame.cue != logged["cue"]:  # at the show time its frame was planned for
+                    recorder.control(wall, frame.show_time, "timeline", "cue", frame.cue)
                     logged["cue"] = frame.cue
             if hud:
                 hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
             window.swap()
+            if on_frame is not None:
+                on_frame(time.perf_counter(), inputs)
             displayed += 1
             # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
             time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
@@ -207,8 +235,10 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                           f"{(frame.prompt if frame else '')[:60]}")
                 window.set_title(status if hud else "vj")
                 log.info(status)
-                hud_overlay.set_lines(_hud_lines(clock(), current_timeline(), frame, fps, state, osc, midi,
-                                                 compositor, worker, watched, audio_warning()))
+                lines = _hud_lines(clock(), current_timeline(), frame, fps, state, osc, midi, compositor, worker,
+                                   watched, audio_warning())
+                hud_overlay.set_lines(lines)
+                log.debug("HUD | %s", " | ".join(lines))
                 osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", 0.0, fps)
                 for name in compositor.reload_changed():
                     log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
@@ -223,8 +253,8 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
         worker.stop()
         osc.stop()
         if recorder is not None:
-            log_controls(clock())  # what ended the show, too
-            recorder.close()
+            log_controls()  # what ended the show, too
+            recorder.close(time.perf_counter() - began, clock())
         if midi is not None:
             midi.stop()
         compositor.release()
@@ -249,6 +279,8 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: Sh
         lines.append(f"live prompt: {snap.prompt_override[:70]}")
     lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s"
                  + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
+    if frame is not None and frame.quality:
+        lines.append(f"quality: {frame.quality}")
     what, source, _ = snap.last_change
     if what:
         lines.append(f"last: {what} by {source}")
@@ -257,6 +289,8 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: Sh
         lines.append(f"! {warnings} bad control message(s) ignored (see log)")
     if audio_warning:
         lines.append(f"! {audio_warning}")
+    if midi is not None and midi.vanished:
+        lines.append(f"! MIDI port gone: {', '.join(sorted(midi.vanished))[:60]} (reopens when it is back)")
     if worker.errors:
         lines.append(f"! engine errors: {worker.errors} (see log)")
     for name, error in compositor.errors.items():

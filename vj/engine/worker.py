@@ -1,7 +1,7 @@
 """The engine worker: a thread that owns the networks, runs guided steps, and publishes frames.
 
-Each iteration reads the newest snapshots (show time, audio features, show state), runs the guided steps the
-state asks for, renders the display latent and publishes it into a `LatestSlot`: the render loop takes the
+Each iteration reads the newest snapshots (show time, audio features, show state), asks the `Director` for the
+frame's plan, runs as many of its guided steps as the quality governor allows within the frame budget, renders the display latent and publishes it into a `LatestSlot`: the render loop takes the
 newest frame whenever it draws, and nothing queues up if either side is slow. An exception in a step is
 logged and counted, and the loop carries on with the last good image.
 """
@@ -19,11 +19,11 @@ import torch
 
 from vj.audio.features import AudioFeatures
 from vj.config import OptimizerConfig
-from vj.control.state import ShowState
-from vj.cues.prompts import PromptError, parse_prompts
+from vj.control.state import PARAMS, ShowState
 from vj.cues.timeline import Timeline
-from vj.engine.motion import Motion
-from vj.engine.optimizer import LatentOptimizer, learning_rate
+from vj.engine.director import Director
+from vj.engine.optimizer import LatentOptimizer
+from vj.engine.quality import QualityGovernor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +51,7 @@ class PublishedFrame:
     loss: float                         # guidance loss of the last step (nan if no step ran)
     steps_per_second: float             # guided steps per second, recent average
     published_at: float                 # time.perf_counter() at publish
+    quality: str = ""                   # steps and cutouts used, as the HUD shows them
 
 
 class EngineWorker:
@@ -60,6 +61,9 @@ class EngineWorker:
         self.optimizer, self.cfg, self.state = optimizer, cfg, state
         self.clock, self.features, self.timeline = clock, features, timeline
         self.frames: LatestSlot[PublishedFrame] = LatestSlot()
+        self.director = Director(cfg, state)
+        self.governor = QualityGovernor(cfg.frame_budget_ms / 1000, optimizer.cutouts, cfg.min_cutouts,
+                                        int(PARAMS["steps_per_frame"].high))
         self.errors = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vj-engine", daemon=True)
@@ -74,35 +78,32 @@ class EngineWorker:
 
     def _run(self) -> None:
         rate, last = 0.0, time.perf_counter()
-        motion = Motion()
         while not self._stop.is_set():
             try:
-                snap, t, feats = self.state.snapshot(), self.clock(), self.features()
+                started = time.perf_counter()
+                t, features = self.clock(), self.features()
                 timeline = self.timeline()  # the newest good sheet (reloaded by the show loop on edits)
-                cue_state = timeline.at(t) if timeline else None
-                prompts = cue_state.prompts if cue_state else ()
-                if snap.prompt_override:
-                    try:
-                        prompts = tuple(parse_prompts(snap.prompt_override))
-                    except PromptError as e:
-                        log.warning("live prompt ignored: %s", e)
-                steps = 0 if snap.freeze else int(snap.values["steps_per_frame"])
-                since = cue_state.since_change if cue_state else float("inf")
-                lr = learning_rate(self.cfg, since, feats.onset * snap.values["audio_gain"]) * snap.values["lr_scale"]
-                transform = motion(t, feats, snap.values["motion_rotate"], snap.values["motion_drift"])
-                pixels, result = self.optimizer.render_frame(prompts, steps, lr, transform)
+                plan = self.director.plan(t, features, timeline.at(t) if timeline else None)
+                quality = self.governor.quality
+                if quality.cutouts != self.optimizer.cutouts:
+                    self.optimizer.set_cutouts(quality.cutouts)
+                steps = min(plan.steps, quality.step_cap)
+                pixels, result = self.optimizer.render_frame(plan.prompts, steps, plan.lr, plan.transform)
+                if self.cfg.test_step_delay_s > 0:
+                    time.sleep(steps * self.cfg.test_step_delay_s)
                 loss = float("nan") if result is None else float(result.loss)
                 now = time.perf_counter()
+                self.governor.update(now - started, plan.steps)
                 rate = 0.8 * rate + 0.2 * (steps / max(now - last, 1e-6))
                 last = now
-                self.frames.publish(PublishedFrame(pixels, t, cue_state.index if cue_state else -1,
-                                                   " | ".join(p.text for p in prompts), loss, rate, now))
+                self.frames.publish(PublishedFrame(pixels, t, plan.cue, " | ".join(p.text for p in plan.prompts),
+                                                   loss, rate, now, quality.describe(plan.steps)))
             except torch.OutOfMemoryError:
                 # Free what the failed step held, then carry on with half the cutouts (at least one).
                 self.errors += 1
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                self.optimizer.set_cutouts(self.optimizer.cutouts // 2)
+                self.optimizer.set_cutouts(self.governor.lower_cutouts().cutouts)
                 log.warning("out of memory in a guided step: now %d cutouts per step", self.optimizer.cutouts)
             except Exception:  # noqa: BLE001  the show goes on: log, count, keep the last good frame
                 self.errors += 1

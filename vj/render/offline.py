@@ -1,19 +1,20 @@
 """The offline render: audio file + cue sheet -> guided frames -> shader chain -> MP4 with the audio muxed.
 
 Frame i is made from the audio features and cues at t = i / fps (features are causal: only audio up to t),
-so a render is deterministic for a seed and follows the same rules as the live show. The video has
+so a render is deterministic for a seed and follows the same rules as the live show (the same `Director`; a
+replay feeds it the recorded show's control changes as show time passes). The video has
 ceil(duration * fps) frames, so it lasts as long as the audio to within one frame.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from vj.audio.features import FeatureExtractor
@@ -22,11 +23,12 @@ from vj.config import Config
 from vj.cues.lrc import CueSheet, read_lrc
 from vj.cues.prompts import format_prompts
 from vj.cues.timeline import Timeline
-from vj.control.state import PARAMS
-from vj.engine.motion import Motion
-from vj.engine.optimizer import LatentOptimizer, learning_rate
+from vj.control.showlog import ControlReplay
+from vj.control.state import PARAMS, ShowSnapshot
+from vj.engine.director import Director, show_state
+from vj.engine.optimizer import LatentOptimizer
 from vj.models.loading import Models, load_models
-from vj.render.compositor import Compositor, EffectInputs, headless_context
+from vj.render.compositor import EFFECTS, Compositor, EffectInputs, headless_context
 from vj.render.stills import StillsWriter
 from vj.render.video import VideoWriter
 
@@ -41,10 +43,12 @@ class RenderResult:
     notes: list[str]                    # fallbacks taken (tiny networks), in words
 
 
-def effect_inputs(t: float, features, blend: float = 1.0) -> EffectInputs:
+def effect_inputs(t: float, features, snapshot: ShowSnapshot, blend: float = 1.0) -> EffectInputs:
+    """What drives the effect chain: the audio, and each effect's amount from the show state."""
     bands = tuple(features.bands) + (0.0, 0.0, 0.0)
     return EffectInputs(time=t, rms=features.rms, bass=bands[0], mid=bands[1], high=bands[2],
-                        onset=features.onset, beat=features.beat, blend=blend)
+                        onset=features.onset, beat=features.beat, blend=blend,
+                        amounts={name: snapshot.values[name] for name in EFFECTS if name in PARAMS})
 
 
 def render_video(
@@ -56,14 +60,19 @@ def render_video(
     stills_dir: str | Path | None = None,  # one PNG per cue and a contact sheet
     progress: bool = True,
     models: Models | None = None,      # preloaded networks (tests); None = from cfg.model
+    controls: ControlReplay | None = None,  # a recorded show's control changes (vj replay)
+    duration: float | None = None,     # seconds to render from the start (None = all the audio)
 ) -> RenderResult:
     r = cfg.render
     samples, sample_rate = read_audio(audio_path)
+    if duration is not None:
+        samples = samples[: max(1, round(duration * sample_rate))]
     duration = samples.shape[0] / sample_rate
     sheet = read_lrc(lrc_path, lenient=cfg.cues.lenient) if lrc_path else CueSheet()
     for warning in sheet.warnings:
         log.warning(warning)
-    timeline = Timeline(sheet, cfg.cues.transition_s)
+    # A replayed live show loops its sheet as the show did; a render of a track plays it once.
+    timeline = Timeline(sheet, cfg.cues.transition_s, cfg.cues.loop_s if controls else 0.0)
     models = models or load_models(cfg.model)
     seed = r.seed or cfg.model.seed
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=seed, truncation_psi=cfg.model.truncation_psi)
@@ -73,34 +82,36 @@ def render_video(
     compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
     log_file = open(frames_log, "w", encoding="utf-8") if frames_log else None
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
-    steps = cfg.optimizer.steps_per_frame
-    motion = Motion()
+    state = show_state(cfg.optimizer)
+    director = Director(cfg.optimizer, state)
     try:
         with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
             frames = features_at_frames(samples, sample_rate, r.fps, extractor, n_frames)
             for i, features in enumerate(tqdm(frames, total=n_frames, desc="render", unit="frame", disable=not progress,
                                              mininterval=1.0)):
-                t = i / r.fps
-                state = timeline.at(t)
-                if state.cue is not None and state.cue.steps is not None:
-                    steps = state.cue.steps
-                boosted = cfg.optimizer if state.cue is None or state.cue.boost is None else \
-                    dataclasses.replace(cfg.optimizer, cue_boost=state.cue.boost)
-                lr = learning_rate(boosted, state.since_change, features.onset)
-                transform = motion(t, features, PARAMS["motion_rotate"].default, PARAMS["motion_drift"].default)
-                frame, result = optimizer.render_frame(state.prompts, steps, lr, transform)
+                t = i / r.fps  # the audio's time; a replay's cue sheet runs on the show clock as it was set
+                if controls is not None:
+                    controls.apply_until(state, t)
+                show_t = controls.show_time(t) if controls else t
+                plan = director.plan(t, features, timeline.at(show_t))
+                frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform)
                 compositor.upload(frame)
-                shown = compositor.read(compositor.render(effect_inputs(t, features)))
+                if plan.snapshot.blackout:
+                    shown = np.zeros((r.height, r.width, 3), np.uint8)
+                else:
+                    shown = compositor.read(compositor.render(effect_inputs(t, features, plan.snapshot)))
                 writer.write(shown)
                 if stills is not None:
-                    stills.add(state.index, shown)
+                    stills.add(plan.cue, shown)
                 if log_file:
                     log_file.write(json.dumps({
-                        "frame": i, "t": round(t, 6), "cue": state.index,
-                        "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in state.prompts],
-                        "mix": format_prompts(list(state.prompts)),
+                        "frame": i, "t": round(t, 6), "show_t": round(show_t, 6), "cue": plan.cue,
+                        "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in plan.prompts],
+                        "mix": format_prompts(list(plan.prompts)),
                         "loss": None if result is None else round(float(result.loss), 6),
-                        "lr": round(lr, 6), "onset": round(features.onset, 4),
+                        "steps": plan.steps, "lr": round(plan.lr, 6), "onset": round(features.onset, 4),
+                        "params": {k: round(v, 6) for k, v in plan.snapshot.values.items()},
+                        "freeze": plan.snapshot.freeze, "blackout": plan.snapshot.blackout,
                     }) + "\n")
         if stills is not None:
             stills.close()

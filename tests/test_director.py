@@ -1,0 +1,127 @@
+"""The frame plan (director), adaptive quality and the control log's replay: pure logic, no devices."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vj.audio.features import SILENCE
+from vj.config import Config, OptimizerConfig
+from vj.control.showlog import ControlLogWriter, ControlReplay, ShowLogError, read_show_log, show_header
+from vj.cues.lrc import parse_lrc
+from vj.cues.timeline import Timeline
+from vj.engine.director import Director, show_state
+from vj.engine.quality import QualityGovernor
+
+HEAD = '{"wall": 0, "t": 0, "source": "vj", "what": "show", "value": {"format": 1}}\n'
+SHEET = "[00:00.00]calm sea {steps=2}\n[00:04.00]storm {boost=8}\n[00:08.00]dawn\n"
+
+
+def director(cfg=OptimizerConfig()):
+    state = show_state(cfg)
+    return state, Director(cfg, state), Timeline(parse_lrc(SHEET), transition_s=0.0)
+
+
+def test_cue_settings_apply_when_the_cue_starts_and_a_later_turn_wins():
+    state, plan_for, timeline = director()
+    assert plan_for.plan(0.0, SILENCE, timeline.at(0.0)).steps == 2      # {steps=2} from cue 0
+    state.set("steps_per_frame", 5, "midi")                              # the performer turns it up
+    assert plan_for.plan(1.0, SILENCE, timeline.at(1.0)).steps == 5      # same cue: the turn wins
+    assert plan_for.plan(4.5, SILENCE, timeline.at(4.5)).steps == 5      # cue 1 sets no steps: unchanged
+    assert state.snapshot().sources["steps_per_frame"] == "midi"
+
+
+def test_cue_boost_raises_the_step_size_after_its_change():
+    cfg = OptimizerConfig(cue_boost=1.0, cue_boost_decay_s=2.0)
+    _, plan_for, timeline = director(cfg)
+    calm = plan_for.plan(3.9, SILENCE, timeline.at(3.9)).lr
+    storm = plan_for.plan(4.0, SILENCE, timeline.at(4.0)).lr            # {boost=8} right at its start
+    later = plan_for.plan(7.9, SILENCE, timeline.at(7.9)).lr
+    assert storm == pytest.approx(8 * cfg.lr) and calm == pytest.approx(cfg.lr)
+    assert cfg.lr < later < storm
+
+
+def test_live_prompt_freeze_and_a_bad_override():
+    state, plan_for, timeline = director()
+    state.set_prompt("neon:2 | rain", "osc")
+    plan = plan_for.plan(0.5, SILENCE, timeline.at(0.5))
+    assert [(p.text, p.weight) for p in plan.prompts] == [("neon", 2.0), ("rain", 1.0)]
+    state.set_prompt("a:1 | :2", "osc")                                # refused: the cue's prompt stays
+    assert [p.text for p in plan_for.plan(0.6, SILENCE, timeline.at(0.6)).prompts] == ["calm sea"]
+    state.set_flag("freeze", True, "key")
+    assert plan_for.plan(0.7, SILENCE, timeline.at(0.7)).steps == 0
+
+
+def test_governor_takes_steps_then_cutouts_and_gives_them_back():
+    governor = QualityGovernor(budget_s=0.1, max_cutouts=16, min_cutouts=4)
+    seen = []
+    for _ in range(40):                                                 # far too slow: down to the floor
+        q = governor.update(0.5, steps_asked=3)
+        seen.append((min(3, q.step_cap), q.cutouts))
+    assert seen[0] == (2, 16) and seen[-1] == (1, 4)
+    assert seen.index((1, 8)) > seen.index((1, 16))                     # steps went first
+    assert "1/3 steps x 4/16 cutouts (auto)" == governor.quality.describe(3)
+    for _ in range(60):                                                 # lots of headroom: back to full
+        governor.update(0.01, steps_asked=3)
+    assert governor.quality.describe(3) == "3/3 steps x 16/16 cutouts"
+
+
+def test_governor_holds_within_budget_and_ignores_frozen_frames():
+    governor = QualityGovernor(budget_s=0.1, max_cutouts=16)
+    for _ in range(20):
+        governor.update(0.09, steps_asked=3)                            # within budget, no headroom to spare
+        governor.update(5.0, steps_asked=0)                             # a held image costs nothing to learn from
+    assert governor.quality.describe(3) == "3/3 steps x 16/16 cutouts"
+    assert governor.lower_cutouts().cutouts == 8 and governor.quality.max_cutouts == 8  # out of memory
+
+
+def test_control_log_round_trip_and_replay(tmp_path):
+    path = tmp_path / "show.controls.jsonl"
+    writer = ControlLogWriter(path, show_header(Config(), "live"))
+    writer.clock(0.0, 0.0, False)                                      # waiting for the start cue
+    writer.write(0.5, 0.0, "osc", "start", 0.0)
+    writer.clock(0.5, 0.0, True)
+    writer.write(1.0, 0.5, "osc", "hue_shift", 0.75)
+    writer.write(2.0, 1.5, "timeline", "cue", 1)                       # derived: re-made from the sheet
+    writer.write(3.0, 2.5, "midi", "prompt", "a glass city")
+    writer.write(3.5, 3.0, "key", "cue_next", 0.0)
+    writer.clock(3.5, 30.0, True)                                      # ... which moved the show clock to 30 s
+    writer.write(4.0, 30.5, "osc", "blackout", True)
+    writer.write(4.5, 31.0, "osc", "no_such_thing", 1)
+    writer.close(6.0, 32.5)
+    show = read_show_log(path)
+    assert show.end == 6.0 and show.config() == Config() and len(show.entries) == 7
+    replay = ControlReplay(show)
+    assert [replay.show_time(w) for w in (0.0, 0.4, 0.5, 1.5, 3.5, 5.0)] == [0.0, 0.0, 0.0, 1.0, 30.0, 31.5]
+    state = show_state(OptimizerConfig())
+    replay.apply_until(state, 0.9)
+    assert state.snapshot().values["hue_shift"] == 0.3                 # not yet
+    replay.apply_until(state, 3.0)
+    snap = state.snapshot()
+    assert snap.values["hue_shift"] == 0.75 and snap.prompt_override == "a glass city" and not snap.blackout
+    replay.apply_until(state, 10.0)
+    assert state.snapshot().blackout and replay.ignored == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "no show header"),
+    (HEAD.replace('"format": 1', '"format": 99'), ":1: show header of an unknown format"),
+    (HEAD + "not json\n", ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": "x", "source": 1, "what": 2}\n', ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": NaN, "source": "osc", "what": "freeze"}\n', ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "clock", "value": 3}\n', ":2: not a control log line"),
+])
+def test_bad_control_logs_name_file_and_line(tmp_path, text, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(text)
+    with pytest.raises(ShowLogError, match=message):
+        read_show_log(path)
+
+
+def test_recorded_config_with_a_bad_key_is_a_clear_error(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps({"wall": 0, "t": 0, "source": "vj", "what": "show",
+                                "value": {"format": 1, "config": {"optimizer": {"warp": 1}}}}) + "\n")
+    with pytest.raises(ShowLogError, match="unknown key optimizer.warp"):
+        read_show_log(path).config()

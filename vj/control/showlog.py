@@ -1,0 +1,171 @@
+"""The control log of a recorded show, and its replay.
+
+JSON lines, one per change: `{"wall": 12.5, "t": 42.0, "source": "osc", "what": "hue_shift", "value": 0.75}`, where
+`wall` is seconds since the show began (the recording's time axis: the audience's time) and `t` the show time then
+(the cue sheet's clock, which seeks, cue jumps and a start cue move). The first line (`what = "show"`) holds what a
+replay needs to rebuild the show: the config, the cue sheet's path, how the show ran; `clock` lines say where the
+show clock stood whenever it was set (and whether it was running); the last (`what = "end"`) when the show ended.
+Cue changes the timeline made are logged for people (`source = "timeline"` or `"cue"`) and re-derived from the
+cue sheet on replay.
+
+`ControlReplay` applies the logged changes to a `ShowState` as wall time passes and gives the show time at each
+moment, so `vj replay` renders the show through the same `Director` as the live engine, cue jumps included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vj.config import Config, ConfigError, from_dict
+from vj.control.state import EVENTS, PARAMS, ControlError, ShowState
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+DERIVED_SOURCES = ("timeline", "cue")    # re-derived from the cue sheet on replay
+FLAGS = ("freeze", "blackout", "quit")
+
+
+class ShowLogError(ValueError):
+    """A control log that cannot be replayed; the message names the file and line."""
+
+
+class ControlLogWriter:
+    def __init__(self, path: str | Path, header: dict[str, Any]):
+        self.path = Path(path)
+        self._file = open(self.path, "w", encoding="utf-8")
+        self.write(0.0, 0.0, "vj", "show", {"format": FORMAT, **header})
+
+    def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
+        self._file.write(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,
+                                     "value": value}, default=str) + "\n")
+        self._file.flush()  # a crash keeps what happened up to it
+
+    def clock(self, wall: float, show_time: float, running: bool) -> None:
+        self.write(wall, show_time, "vj", "clock", {"show": round(show_time, 4), "running": running})
+
+    def close(self, wall: float, show_time: float) -> None:
+        self.write(wall, show_time, "vj", "end", None)
+        self._file.close()
+
+
+def show_header(cfg: Config, mode: str, lrc: str | Path | None = None, audio: str | Path | None = None) -> dict:
+    return {"mode": mode, "lrc": str(Path(lrc).resolve()) if lrc else None,
+            "audio": str(Path(audio).resolve()) if audio else None, "config": dataclasses.asdict(cfg)}
+
+
+@dataclass(frozen=True)
+class Entry:
+    wall: float                         # seconds since the show began
+    t: float                            # show time then
+    source: str
+    what: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ClockAnchor:
+    wall: float
+    show: float                         # the show clock was set to this at wall
+    running: bool                       # and ran on from there (False: held, waiting for a start cue)
+
+
+@dataclass
+class ShowLog:
+    path: Path
+    header: dict[str, Any]
+    entries: list[Entry]                # control changes in wall-time order (stable for equal times)
+    clock: list[ClockAnchor]            # where the show clock was set, in wall-time order
+    end: float | None                   # wall time the show ended at (None: the log was cut short)
+
+    def config(self, base: Config | None = None) -> Config:
+        """The config the show ran with (on top of base)."""
+        try:
+            return from_dict(self.header.get("config") or {}, f"{self.path} (recorded config)", base)
+        except ConfigError as e:
+            raise ShowLogError(str(e)) from None
+
+
+def read_show_log(path: str | Path) -> ShowLog:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ShowLogError(f"{path}: cannot read the control log: {e}") from None
+    header: dict[str, Any] | None = None
+    entries, clock, end = [], [], None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            entry = Entry(float(item["wall"]), float(item["t"]), str(item["source"]), str(item["what"]),
+                          item.get("value"))
+            if not (math.isfinite(entry.wall) and math.isfinite(entry.t)):
+                raise ValueError("times must be finite numbers")
+            if entry.what == "clock" and entry.source == "vj":
+                clock.append(ClockAnchor(entry.wall, float(entry.value["show"]), bool(entry.value["running"])))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ShowLogError(f"{path}:{number}: not a control log line ({type(e).__name__}: {e})") from None
+        if entry.what == "show" and entry.source == "vj":
+            if not isinstance(entry.value, dict) or entry.value.get("format") != FORMAT:
+                raise ShowLogError(f"{path}:{number}: show header of an unknown format (expected format {FORMAT})")
+            header = entry.value
+        elif entry.what == "end" and entry.source == "vj":
+            end = entry.wall
+        elif entry.source != "vj":
+            entries.append(entry)
+    if header is None:
+        raise ShowLogError(f"{path}: no show header line: not a vj control log (vj live/rehearse --record writes one)")
+    entries.sort(key=lambda e: e.wall)
+    clock.sort(key=lambda a: a.wall)
+    return ShowLog(path, header, entries, clock, end)
+
+
+class ControlReplay:
+    """Applies a show log's changes to a show state in wall-time order, and gives the show time at a wall time."""
+
+    def __init__(self, show_log: ShowLog):
+        self.log = show_log
+        self._next = 0
+        self.ignored = 0                # entries that could not be applied (named in the log)
+
+    def apply_until(self, state: ShowState, wall: float) -> None:
+        entries = self.log.entries
+        while self._next < len(entries) and entries[self._next].wall <= wall:
+            self._apply(state, entries[self._next])
+            self._next += 1
+
+    def show_time(self, wall: float) -> float:
+        """Where the show clock stood at wall time `wall` (a log without clock lines ran from 0)."""
+        anchor = ClockAnchor(0.0, 0.0, True)
+        for candidate in self.log.clock:  # a handful per show
+            if candidate.wall > wall:
+                break
+            anchor = candidate
+        return anchor.show + (wall - anchor.wall if anchor.running else 0.0)
+
+    def _apply(self, state: ShowState, entry: Entry) -> None:
+        if entry.source in DERIVED_SOURCES:
+            return
+        try:
+            if entry.what in PARAMS:
+                state.set(entry.what, entry.value, entry.source)
+            elif entry.what == "prompt":
+                state.set_prompt(None if entry.value is None else str(entry.value), entry.source)
+            elif entry.what in FLAGS:
+                if entry.what != "quit":  # the end of the log ends the replay
+                    state.set_flag(entry.what, bool(entry.value), entry.source)
+            elif entry.what in EVENTS:
+                pass  # what a jump did to the show clock is in the clock lines
+            else:
+                raise ControlError(f"unknown change {entry.what!r}")
+        except ControlError as e:
+            self.ignored += 1
+            log.warning("%s: at %.2f s: %s; ignored", self.log.path, entry.t, e)

@@ -1,0 +1,81 @@
+"""What each generated frame should be: the prompt mix, the number of guided steps, the step size and the
+generator's view, from the show state, the cue sheet and the audio.
+
+The live engine worker, the offline render and `vj replay` all ask one `Director`, so a render of a cue sheet
+and a replay of a recorded show follow the same rules as the show itself. A cue's own settings apply when the cue
+starts: `{steps=N}` sets the show's `steps_per_frame` (as if a performer had turned it, so a later turn still
+wins), `{boost=X}` is that cue's step-size boost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from vj.audio.features import AudioFeatures
+from vj.config import OptimizerConfig
+from vj.control.state import ShowSnapshot, ShowState
+from vj.cues.prompts import PromptError, WeightedPrompt, parse_prompts
+from vj.cues.timeline import CueState
+from vj.engine.motion import Motion
+from vj.engine.optimizer import learning_rate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    cue: int                            # live cue index (-1 = none)
+    prompts: tuple[WeightedPrompt, ...]
+    steps: int                          # guided steps for this frame (0 = hold the image)
+    lr: float                           # step size
+    transform: np.ndarray               # [3, 3] float32 generator input transform
+    snapshot: ShowSnapshot              # the show state the plan was made from (effects read it too)
+
+
+def show_state(cfg: OptimizerConfig) -> ShowState:
+    """A show state whose live-changeable values start at the config's."""
+    return ShowState({"steps_per_frame": cfg.steps_per_frame, "audio_gain": cfg.audio_gain})
+
+
+class Director:
+    def __init__(self, cfg: OptimizerConfig, state: ShowState):
+        self.cfg, self.state = cfg, state
+        self.motion = Motion()
+        self._cue: int | None = None                    # the cue whose settings were applied last
+        self._override: tuple[str, tuple[WeightedPrompt, ...] | None] = ("", None)  # last live prompt, parsed
+
+    def plan(self, t: float, features: AudioFeatures, cue_state: CueState | None) -> FramePlan:
+        """The plan for the frame at show time t. Call once per generated frame, in order (motion integrates)."""
+        index = cue_state.index if cue_state else -1
+        if index != self._cue:
+            self._cue = index
+            if cue_state is not None and cue_state.cue is not None and cue_state.cue.steps is not None:
+                self.state.set("steps_per_frame", cue_state.cue.steps, "cue")
+        snap = self.state.snapshot()
+        prompts = self._live_prompts(snap.prompt_override) or (cue_state.prompts if cue_state else ())
+        values = snap.values
+        cue = cue_state.cue if cue_state else None
+        cfg = dataclasses.replace(self.cfg, audio_gain=values["audio_gain"],
+                                  cue_boost=cue.boost if cue is not None and cue.boost is not None
+                                  else self.cfg.cue_boost)
+        since = cue_state.since_change if cue_state else float("inf")
+        lr = learning_rate(cfg, since, features.onset) * values["lr_scale"]
+        transform = self.motion(t, features, values["motion_rotate"], values["motion_drift"])
+        steps = 0 if snap.freeze else int(values["steps_per_frame"])
+        return FramePlan(index, prompts, steps, lr, transform, snap)
+
+    def _live_prompts(self, text: str | None) -> tuple[WeightedPrompt, ...] | None:
+        """The live prompt override, parsed once per text; a bad one is logged once and the cue's prompt stays."""
+        if not text:
+            return None
+        if self._override[0] != text:
+            try:
+                self._override = (text, tuple(parse_prompts(text)))
+            except PromptError as e:
+                log.warning("live prompt ignored: %s", e)
+                self._override = (text, None)
+        return self._override[1]
