@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python scripts/bench_guidance.py --out $(OUT)/bench/guidance.json
 	$(BIN)/python scripts/bench_compositor.py --out $(OUT)/bench/compositor.json
 	$(BIN)/python scripts/bench_audio.py --out $(OUT)/bench/audio.json
+	$(BIN)/python scripts/bench_live.py --out $(OUT)/bench/live.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -47,6 +47,9 @@ def test_overrides_are_type_checked():
     (["render", "missing.wav", "-o", "x.mp4"], "missing.wav: no such audio file"),
     (["live", "--set", "display.width=wide"], "display.width must be int"),
     (["cues", "check", "missing.lrc"], "missing.lrc"),
+    (["replay", "missing.jsonl", "--audio", "a.wav", "-o", "x.mp4"], "missing.jsonl: cannot read the control log"),
+    (["replay", "README.md", "--audio", "a.wav", "-o", "x.mp4"], "README.md:1: not a control log line"),
+    (["live", "--set", "control.osc_allow=[\"stage\"]"], "control.osc_allow: 'stage' is not an IP address"),
 ])
 def test_bad_input_exits_nonzero_with_one_clear_line(args, needle):
     proc = run_vj(*args, check=False, timeout=120)
@@ -58,12 +61,12 @@ def test_bad_input_exits_nonzero_with_one_clear_line(args, needle):
 
 def test_every_subcommand_documents_its_options():
     top = run_vj("--help").stdout
-    for command in ("render", "live", "rehearse", "devices", "models", "cues", "bench"):
+    for command in ("render", "live", "rehearse", "replay", "devices", "models", "cues", "bench"):
         assert command in top
     render = run_vj("render", "--help").stdout
     for option in ("--lrc", "--output", "--fps", "--size", "--seed", "--steps", "--frames-log", "--config", "--set"):
         assert option in render
-    for args in (["live"], ["rehearse"], ["devices"], ["models"], ["models", "fetch"], ["models", "sample"],
+    for args in (["live"], ["rehearse"], ["replay"], ["devices"], ["models"], ["models", "fetch"], ["models", "sample"],
                  ["models", "convert"], ["cues", "check"], ["bench"]):
         assert "usage:" in run_vj(*args, "--help").stdout
 

@@ -101,3 +101,19 @@ def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_pa
     assert changes[("osc", "prompt")]["value"] == "a recorded city"
     assert changes[("osc", "quit")]
     assert read_show_log(out.with_suffix(".controls.jsonl")).end > 3.0
+
+
+def test_bench_live_measures_the_show_and_sees_the_clicks_on_screen(x_display, tmp_path):
+    """The short version of scripts/bench_live.py: figures are written (not judged), and every fed click that had
+    time to reach the screen was seen in the effects."""
+    import json
+
+    out = tmp_path / "live.json"
+    env = {**os.environ, "DISPLAY": x_display, "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_live.py"), "--out", str(out),
+                           "--seconds", "4", "--size", "320x180"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["frame_ms"]["n"] > 20 and result["display_fps"] > 0 and result["guided_steps_per_s"] > 0
+    assert result["clicks"] >= 7 and result["audio_to_screen_ms"]["n"] >= result["clicks"] - 2

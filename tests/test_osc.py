@@ -148,6 +148,35 @@ def test_port_already_taken_is_a_clear_error():
             OscControl(ShowState(), "127.0.0.1", port)
 
 
+def test_port_taken_with_port_search_takes_the_next_free_one():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        control = OscControl(ShowState(), "127.0.0.1", port, port_search=8)
+        try:
+            assert port < control.address[1] <= port + 8
+        finally:
+            control.stop()
+
+
+def test_allow_list_refuses_other_sources_and_counts_them():
+    from vj.control.state import ControlError
+
+    state = ShowState()
+    control = OscControl(state, "127.0.0.1", free_port(), allow=["127.0.0.2"]).start()
+    try:
+        for source, text in (("127.0.0.1", "from a stranger"), ("127.0.0.2", "from the desk")):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((source, 0))
+                s.sendto(message("/vj/prompt", text), control.address)
+        assert wait_for(lambda: state.snapshot().prompt_override == "from the desk")
+        assert control.warnings["refused"] == 1 and control.received == 1
+    finally:
+        control.stop()
+    with pytest.raises(ControlError, match="control.osc_allow: 'the desk' is not an IP address"):
+        OscControl(ShowState(), "127.0.0.1", free_port(), allow=["the desk"])
+
+
 def test_vj_osc_prints_the_table():
     from conftest import run_vj
 

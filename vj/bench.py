@@ -120,6 +120,90 @@ def compositor(width: int, height: int, frame_size: int = 512, repeats: int = 20
     return out
 
 
+def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3.0) -> dict:
+    """The live show as `vj live` runs it (window, engine worker, effects), measured: display fps and frame times,
+    guided steps/s, and audio-to-screen latency. A feeder thread writes audio blocks into the input ring at the
+    real-time pace, as the audio callback does, with a click every `click_every` seconds; the latency of a click
+    is from its block entering the ring to the swap of the first displayed frame whose effect inputs carry the
+    onset (the device's own input latency, about one block, comes on top). Needs a display (Xvfb will do)."""
+    import threading
+
+    from vj.audio.features import FeatureExtractor
+    from vj.audio.stream import AudioAnalyzer, RingBuffer
+    from vj.engine.show import run_show
+
+    a = cfg.audio
+    ring = RingBuffer(a.sample_rate * 4)
+    analyzer = AudioAnalyzer(ring, FeatureExtractor.from_config(a, a.sample_rate))
+    clicks: list[float] = []              # perf_counter when each click's block went into the ring
+    frames: list[tuple[float, float, float]] = []  # (swap time, onset the effects saw, engine steps/s)
+    stop = threading.Event()
+    burst = (np.hanning(256) * np.random.default_rng(0).standard_normal(256) * 0.8).astype(np.float32)
+
+    def feed() -> None:
+        block_s, quiet = a.block_size / a.sample_rate, np.zeros(a.block_size, np.float32)
+        started = next_click = began[0] + warmup
+        due = time.perf_counter()
+        while not stop.is_set():
+            now = time.perf_counter()
+            if now >= next_click:
+                block = quiet.copy()
+                block[: min(256, a.block_size)] = burst[: a.block_size]
+                ring.write(block)
+                clicks.append(time.perf_counter())
+                next_click = started + len(clicks) * click_every
+            else:
+                ring.write(quiet + np.float32(1e-4) * np.random.default_rng(len(clicks)).standard_normal(a.block_size,
+                                                                                                 np.float32))
+            due += block_s
+            time.sleep(max(0.0, due - time.perf_counter()))
+
+    feeder = threading.Thread(target=feed, name="bench-feeder", daemon=True)
+
+    began = [0.0]  # the show's start: after the networks are loaded and the window is open
+
+    def begin() -> None:
+        began[0] = time.perf_counter()
+        analyzer.start()
+        feeder.start()
+
+    def on_frame(swapped: float, inputs, frame) -> None:
+        frames.append((swapped, inputs.onset if inputs else 0.0, frame.steps_per_second if frame else 0.0))
+
+    try:
+        run_show(cfg, lambda: time.perf_counter() - began[0], lambda: analyzer.features, None, seconds + warmup,
+                 seek=lambda t: None, begin=begin, on_frame=on_frame)
+    finally:
+        stop.set()
+        analyzer.stop()
+    settled = [f for f in frames if f[0] >= began[0] + warmup]
+    swaps = np.array([f[0] for f in settled])
+    frame_ms = np.diff(swaps) * 1000
+    latencies = []
+    for click in clicks:
+        seen = next((f[0] for f in settled if f[0] >= click and f[1] >= 0.5), None)
+        if seen is not None and seen - click < click_every:
+            latencies.append((seen - click) * 1000)
+
+    def stats(values) -> dict:
+        values = np.asarray(values, float)
+        if values.size == 0:
+            return {"n": 0}
+        return {"n": int(values.size), "p50": round(float(np.percentile(values, 50)), 2),
+                "p99": round(float(np.percentile(values, 99)), 2), "max": round(float(values.max()), 2)}
+
+    return {"what": "live", "seconds": round(float(swaps[-1] - swaps[0]), 2) if swaps.size > 1 else 0.0,
+            "display_size": f"{cfg.display.width}x{cfg.display.height}", "generator": cfg.model.generator,
+            "clip": cfg.model.clip, "cutouts": cfg.optimizer.cutouts,
+            "display_fps": round(len(frame_ms) / max(float(swaps[-1] - swaps[0]), 1e-9), 2) if swaps.size > 1 else 0.0,
+            "frame_ms": stats(frame_ms),
+            "guided_steps_per_s": round(float(np.median([f[2] for f in settled])), 2) if settled else 0.0,
+            "steps_per_displayed_frame": round(float(np.median([f[2] for f in settled])) * float(np.median(frame_ms))
+                                               / 1000, 2) if settled and frame_ms.size else 0.0,
+            "audio_block_ms": round(1000 * a.block_size / a.sample_rate, 2),
+            "clicks": len(clicks), "audio_to_screen_ms": stats(latencies)}
+
+
 def quick(what: str = "all", out: str | None = None) -> dict:
     """A short run of each measurement (what `vj bench` prints)."""
     results: dict = {"machine": machine(), "results": []}

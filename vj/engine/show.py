@@ -27,7 +27,7 @@ from vj.control.state import ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.engine.director import show_state
 from vj.engine.optimizer import LatentOptimizer
-from vj.engine.worker import EngineWorker
+from vj.engine.worker import EngineWorker, PublishedFrame
 from vj.models.loading import load_models
 from vj.render.compositor import Compositor, EffectInputs
 from vj.render.hud import Hud
@@ -71,7 +71,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     if cfg.cues.live_start not in ("now", "cue"):
         raise ValueError(f"cues.live_start must be 'now' or 'cue', got {cfg.cues.live_start!r}")
     try:
-        return _run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
+        return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
                          record=record, header=show_header(cfg, "live", lrc_path),
                          clock_running=lambda: origin[0] is not None,
                          audio_warning=lambda: source.status if source.lost else None)
@@ -99,7 +99,7 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
 
     end = samples.shape[0] / rate - start
     try:
-        return _run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
+        return run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
                          min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin,
                          record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path))
     finally:
@@ -125,16 +125,16 @@ def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
     return MidiInput(cfg.control.midi_port, MidiRouter(state, mapping, cfg.control.prompt_bank)).start()
 
 
-def _run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
+def run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
               duration: float | None, seek: Callable[[float], None],
               begin: Callable[[], None] = lambda: None,
               audio_warning: Callable[[], str | None] = lambda: None,
               record: str | Path | None = None, header: dict | None = None,
               clock_running: Callable[[], bool] = lambda: True,
-              on_frame: Callable[[float, EffectInputs | None], None] | None = None) -> int:
+              on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None) -> int:
     """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws.
-    `on_frame(perf_counter after the swap, effect inputs or None)` is called for every displayed frame
-    (benchmarks)."""
+    `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or None)` is called for
+    every displayed frame (benchmarks)."""
     models = load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
@@ -224,7 +224,7 @@ def _run_show(cfg: Config, clock: Callable[[], float], features, watched: Watche
                 hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
             window.swap()
             if on_frame is not None:
-                on_frame(time.perf_counter(), inputs)
+                on_frame(time.perf_counter(), inputs, frame)
             displayed += 1
             # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
             time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))

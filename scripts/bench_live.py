@@ -1,0 +1,71 @@
+"""The live show, measured: display fps and p50/p99 frame time, guided steps/s, audio-to-screen latency.
+
+Runs `vj live`'s render loop, engine worker and effect chain in a real window (under Xvfb when there is no
+display) for --seconds, with clicks fed into the audio input ring at the real-time pace. Tiny random networks
+unless told otherwise (--set model.generator=... model.clip=...). Writes JSON for BENCHMARKS.md.
+
+    python scripts/bench_live.py --out out/bench/live.json --size 1920x1080
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from vj import bench
+from vj import config as config_mod
+from vj.cpu_memory import keep_freed_memory
+from vj.render.compositor import load_triton_before_gl
+
+TINY = ["model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=8"]
+
+
+def xvfb() -> subprocess.Popen | None:
+    """An X server for the window when there is no display; None when there is one."""
+    if os.environ.get("DISPLAY"):
+        return None
+    for number in range(120, 140):
+        if not Path(f"/tmp/.X11-unix/X{number}").exists():
+            break
+    proc = subprocess.Popen([shutil.which("Xvfb") or "Xvfb", f":{number}", "-screen", "0", "1920x1080x24",
+                             "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = f":{number}"
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds (after 3 s of warm-up)")
+    parser.add_argument("--size", action="append", default=None, help="window size WxH (repeatable; default "
+                        "1280x720 and 1920x1080)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    args = parser.parse_args()
+    keep_freed_memory()
+    load_triton_before_gl()
+    server = xvfb()
+    results = []
+    try:
+        for size in args.size or ["1280x720", "1920x1080"]:
+            width, height = size.split("x")
+            cfg = config_mod.load(None, [*TINY, f"display.width={width}", f"display.height={height}",
+                                         "display.vsync=false", *args.set])
+            result = bench.live(cfg, args.seconds)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    finally:
+        if server is not None:
+            server.terminate()
+    bench.write_json({"machine": bench.machine(), "results": results}, args.out)
+
+
+if __name__ == "__main__":
+    main()
