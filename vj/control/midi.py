@@ -27,6 +27,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -84,6 +85,13 @@ def _int(row: dict, key: str, low: int, high: int, where: str, default: int | No
     return value
 
 
+def _rows(data: dict, table: str, path: Path) -> list[dict]:
+    rows = data.get(table, [])
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise MidiMappingError(f"{path}: {table} must be [[{table}]] tables, got {type(rows).__name__} {rows!r:.40}")
+    return rows
+
+
 def load_mapping(path: str | Path) -> MidiMapping:
     path = Path(path)
     data = read_toml(path, MidiMappingError)
@@ -91,26 +99,27 @@ def load_mapping(path: str | Path) -> MidiMapping:
     if unknown:
         raise MidiMappingError(f"{path}: unknown table(s) {', '.join(sorted(unknown))} (known: cc, note, device)")
     cc_rows, note_rows = [], []
-    for i, row in enumerate(data.get("cc", [])):
+    for i, row in enumerate(_rows(data, "cc", path)):
         where = f"{path}: [[cc]] #{i + 1}"
         extra = set(row) - {"control", "channel", "param", "min", "max", "curve"}
         if extra:
             raise MidiMappingError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        if row.get("param") not in PARAMS:
+        if not isinstance(row.get("param"), str) or row["param"] not in PARAMS:
             raise MidiMappingError(f"{where}: param must be one of {', '.join(PARAMS)}, got {row.get('param')!r}")
         if row.get("curve", "linear") not in CURVES:
             raise MidiMappingError(f"{where}: curve must be one of {', '.join(CURVES)}")
         for key in ("min", "max"):
-            if key in row and (isinstance(row[key], bool) or not isinstance(row[key], (int, float))):
-                raise MidiMappingError(f"{where}: {key} must be a number")
+            if key in row and (isinstance(row[key], bool) or not isinstance(row[key], (int, float))
+                               or not math.isfinite(row[key])):
+                raise MidiMappingError(f"{where}: {key} must be a finite number")
         cc_rows.append(CcRow(_int(row, "control", 0, 127, where), row["param"], _int(row, "channel", 0, 16, where, 0),
                              row.get("min"), row.get("max"), row.get("curve", "linear")))
-    for i, row in enumerate(data.get("note", [])):
+    for i, row in enumerate(_rows(data, "note", path)):
         where = f"{path}: [[note]] #{i + 1}"
         extra = set(row) - {"note", "channel", "action", "slot"}
         if extra:
             raise MidiMappingError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        if row.get("action") not in ACTIONS:
+        if not isinstance(row.get("action"), str) or row["action"] not in ACTIONS:
             raise MidiMappingError(f"{where}: action must be one of {', '.join(ACTIONS)}, got {row.get('action')!r}")
         note_rows.append(NoteRow(_int(row, "note", 0, 127, where), row["action"],
                                  _int(row, "channel", 0, 16, where, 0), _int(row, "slot", 0, 127, where, 0)))
@@ -124,14 +133,15 @@ class MidiRouter:
         self.state, self.mapping, self.prompt_bank = state, mapping, list(prompt_bank)
         self.warnings = 0
         self._last_cc: dict[CcRow, float] = {}  # each control's last position, to see it sweep across a value
-        self.seen: list[tuple[str, int, int]] = []  # (kind "cc"/"note", channel, number) as they arrive, for learn
+        self.seen: deque[tuple[str, int, int]] = deque(maxlen=64)  # (kind "cc"/"note", channel, number), for learn
 
     def __call__(self, message: list[int]) -> None:
         try:
             self._route(message)
-        except (ControlError, IndexError, ValueError) as e:
+        except (ControlError, IndexError, ValueError, TypeError) as e:
             self.warnings += 1
-            log.warning("MIDI %s ignored: %s", message, e)
+            if self.warnings <= 5 or self.warnings % 100 == 0:  # a hammered pad must not drown the log
+                log.warning("MIDI %s ignored: %s (%d so far)", message[:4], e, self.warnings)
 
     def _route(self, message: list[int]) -> None:
         if not message or message[0] < 0x80 or message[0] >= 0xF0:

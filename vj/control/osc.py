@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_AHEAD_S = 4.0                       # a bundle further in the future than this is applied at this horizon
 MAX_STRING = 1000                       # longest prompt accepted (characters)
+LOGGED_PER_KIND = 5                     # bad messages of one kind logged in full before only every 100th is
 
 ADDRESSES: dict[str, tuple[str, str]] = {
     "/vj/prompt": ("s", "live prompt (weighted syntax `a:1 | b:0.5`) replacing the cue's; \"\" returns to the cues"),
@@ -139,7 +140,7 @@ class OscControl:
             "/vj/freeze": self._flag, "/vj/blackout": self._flag, "/vj/quit": self._flag,
         }
         for address, handler in routes.items():
-            self.dispatcher.map(address, self._guard(handler))
+            self.dispatcher.map(address, self._guard(address, handler))
         self.dispatcher.set_default_handler(self._unknown)
         self.server = self._listen(host, port, port_search)
         self.server.handle_error = lambda request, client: self._malformed(client, RuntimeError("unreadable"))
@@ -206,22 +207,26 @@ class OscControl:
 
     # -- handlers -----------------------------------------------------------------------------------------------
     def _warn(self, key: str, message: str) -> None:
+        """Counts a bad message under key (a route, not the raw address: the counter stays small whatever arrives)
+        and logs the first few of each kind, then every 100th, so a flood cannot drown the log."""
         self.warnings[key] += 1
-        log.warning("OSC: %s", message)
+        count = self.warnings[key]
+        if count <= LOGGED_PER_KIND or count % 100 == 0:
+            log.warning("OSC: %s%s", message, f" ({count} of this kind so far)" if count > 1 else "")
 
-    def _guard(self, handler):
+    def _guard(self, route: str, handler):
         def wrapped(address: str, *args) -> None:
             self.received += 1
             try:
                 handler(address, *args)
             except (ControlError, TypeError, ValueError, IndexError, OverflowError) as e:
-                self._warn(address, f"{address} {list(args)!r}: {e}")
+                self._warn(route, f"{address} {_shorten(repr(list(args)))}: {e}")
             return None
         return wrapped
 
     def _unknown(self, address: str, *args) -> None:
         self.received += 1
-        self._warn("unknown", f"unknown address {address} (`vj osc` lists the known ones)")
+        self._warn("unknown", f"unknown address {_shorten(address)} (`vj osc` lists the known ones)")
 
     def _malformed(self, client_address: tuple[str, int], error: Exception) -> None:
         self._warn("malformed", f"malformed packet from {client_address[0]}:{client_address[1]} ignored: {error}")
@@ -291,3 +296,7 @@ def _networks(allow: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.I
         except ValueError:
             raise ControlError(f"control.osc_allow: {entry!r} is not an IP address or network like 10.0.0.0/24") from None
     return tuple(networks)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

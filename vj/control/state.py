@@ -44,6 +44,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
 )}
 
 
+CHANGES_KEPT = 4096                     # latest changes kept for the control log (it reads them every frame)
 EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek")  # discrete transport events (queued, not values)
 
 
@@ -76,7 +77,10 @@ class ShowState:
         values.update(defaults or {})
         self._snapshot = ShowSnapshot(MappingProxyType(values))
         self._write_lock = threading.Lock()  # between writers only; readers never take it
-        self.changes: list[tuple[float, str, str, object]] = []  # (time, source, what, value), for the control log
+        # (time, source, what, value) of the latest changes, for the control log; bounded, so a long show with
+        # heavy control traffic does not grow without end. change_count counts every change ever made.
+        self.changes: deque[tuple[float, str, str, object]] = deque(maxlen=CHANGES_KEPT)
+        self.change_count = 0
         self.events: deque[Event] = deque(maxlen=256)  # appended by listeners, drained by the show loop
 
     def snapshot(self) -> ShowSnapshot:
@@ -87,8 +91,18 @@ class ShowState:
             now = time.time()
             current = self._snapshot
             self._snapshot = replace(current, last_change=(what, source, now), version=current.version + 1, **updates)
-            self.changes.append((now, source, what, value))
+            self._record_change((now, source, what, value))
             return self._snapshot
+
+    def _record_change(self, change: tuple[float, str, str, object]) -> None:  # under the write lock
+        self.changes.append(change)
+        self.change_count += 1
+
+    def changes_since(self, count: int) -> tuple[list[tuple[float, str, str, object]], int]:
+        """The changes after the first `count` ever made (those still kept), and the new count."""
+        with self._write_lock:
+            held, total = list(self.changes), self.change_count
+        return held[max(0, len(held) - (total - count)):], total
 
     def set(self, name: str, value: float, source: str) -> float:
         """Sets a parameter (clamped to its range); returns the value applied."""
@@ -110,7 +124,7 @@ class ShowState:
             sources[name] = source
             self._snapshot = replace(current, values=MappingProxyType(values), sources=MappingProxyType(sources),
                                      last_change=(name, source, time.time()), version=current.version + 1)
-            self.changes.append((time.time(), source, name, value))
+            self._record_change((time.time(), source, name, value))
         return value
 
     def set_prompt(self, text: str | None, source: str) -> None:
@@ -125,7 +139,7 @@ class ShowState:
             raise ControlError(f"{kind} needs a finite number, got {value!r}")
         self.events.append(Event(kind, value, source))
         with self._write_lock:
-            self.changes.append((time.time(), source, kind, value))
+            self._record_change((time.time(), source, kind, value))
 
     def drain_events(self) -> list[Event]:
         out = []

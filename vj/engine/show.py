@@ -153,10 +153,10 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
 
     def log_controls() -> None:
         show_now, ago = clock(), time.time() - began_epoch
-        for when, source, what, value in state.changes[logged["changes"]:]:
+        changes, logged["changes"] = state.changes_since(logged["changes"])
+        for when, source, what, value in changes:
             at = max(0.0, when - began_epoch)  # when it happened, not when it was logged
             recorder.control(at, max(0.0, show_now - (ago - at)), source, what, value)
-        logged["changes"] = len(state.changes)
     begin()
     began, began_epoch = time.perf_counter(), time.time()  # the show's wall-time origin (recording, control log)
     if recorder is not None:
