@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 OUT    ?= out
 
-.PHONY: demo test bench setup system-deps clean
+.PHONY: demo test bench soak setup system-deps clean
 
 setup: system-deps $(VENV)/.installed
 
@@ -36,6 +36,10 @@ bench: setup
 	$(BIN)/python scripts/bench_compositor.py --out $(OUT)/bench/compositor.json
 	$(BIN)/python scripts/bench_audio.py --out $(OUT)/bench/audio.json
 	$(BIN)/python scripts/bench_live.py --out $(OUT)/bench/live.json
+
+soak: setup
+	@mkdir -p $(OUT)/bench
+	$(BIN)/python scripts/soak.py --seconds 1800 --out $(OUT)/bench/soak.json --keep $(OUT)/soak
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -201,28 +201,50 @@ class MidiInput:
         self.ports: dict[str, object] = {}  # name -> rtmidi.MidiIn
         self.vanished: set[str] = set()     # ports that went away while open
         self.reconnects = 0                 # how many of those came back and were reopened
+        self._probe_port = None             # one client that lists ports, kept: opening a JACK client holds the GIL
+        self._probe_api: int | None = None  # for tens of milliseconds (far longer on a busy server), once a second
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="vj-midi-watch", daemon=True)
 
     def _probe(self):
         import rtmidi
 
-        for api in ([self.api] if self.api is not None else _apis()):
+        if self._probe_port is None:
+            for api in ([self.api] if self.api is not None else _apis()):
+                try:
+                    self._probe_port, self._probe_api = rtmidi.MidiIn(rtapi=api), api
+                    break
+                except rtmidi.SystemError:
+                    continue
+        return self._probe_port, self._probe_api
+
+    def _list_ports(self) -> tuple[list[str] | None, int | None]:
+        """The ports there are now, or None when no MIDI system answers; a probe client that stopped answering
+        (its server went away) is dropped and a fresh one tried."""
+        import rtmidi
+
+        for _ in range(2):
+            probe, api = self._probe()
+            if probe is None:
+                return None, None
             try:
-                return rtmidi.MidiIn(rtapi=api), api
-            except rtmidi.SystemError:
-                continue
+                return probe.get_ports(), api
+            except rtmidi.RtMidiError:
+                self._drop_probe()
         return None, None
+
+    def _drop_probe(self) -> None:
+        if self._probe_port is not None:
+            self._probe_port.delete()
+        self._probe_port = None
 
     def scan(self) -> None:
         """Opens matching ports that are not open; closes ones that vanished."""
         import rtmidi
 
-        probe, api = self._probe()
-        if probe is None:
+        available, api = self._list_ports()
+        if available is None:
             return
-        available = probe.get_ports()
-        probe.delete()
         wanted = [p for p in available if self.port_match == "*" or self.port_match.lower() in p.lower()]
         for name in list(self.ports):
             if name not in available:
@@ -256,9 +278,12 @@ class MidiInput:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():  # the watcher must be done with the probe before it goes
+            self._thread.join(timeout=2 * self.poll_s + 1.0)
         for port in self.ports.values():
             port.close_port()
         self.ports.clear()
+        self._drop_probe()
 
 
 def learn(port_match: str, mapping_path: str | Path, param: str | None = None, action: str | None = None,

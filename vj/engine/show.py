@@ -30,6 +30,7 @@ from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker, PublishedFrame
 from vj.models.loading import load_models
 from vj.render.compositor import Compositor, EffectInputs
+from vj.render.frametimes import FrameTimes
 from vj.render.hud import Hud
 from vj.render.recorder import ShowRecorder
 from vj.render.offline import effect_inputs
@@ -166,6 +167,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     hud, shown_seq, displayed = d.hud, 0, 0
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
+    pacing = FrameTimes()
     reported_error: str | None = None  # the cue sheet problem last logged, so each is said once
     try:
         while not window.should_close and not state.snapshot().quit:
@@ -223,8 +225,10 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
             if hud:
                 hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
             window.swap()
+            swapped = time.perf_counter()
+            pacing.tick(swapped)
             if on_frame is not None:
-                on_frame(time.perf_counter(), inputs, frame)
+                on_frame(swapped, inputs, frame)
             displayed += 1
             # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
             time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
@@ -250,6 +254,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                 reported_error = watched.error if watched else None
                 displayed, last_report = 0, now
     finally:
+        log.info("%s", pacing.summary())
         worker.stop()
         osc.stop()
         if recorder is not None:

@@ -9,6 +9,7 @@ logged and counted, and the loop carries on with the last good image.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from vj.engine.quality import QualityGovernor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+ENGINE_NICE = 10                        # how much lower the engine thread's CPU priority is than the display's
 
 
 class LatestSlot(Generic[T]):
@@ -77,6 +79,7 @@ class EngineWorker:
         self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
+        _yield_to_the_display(self.optimizer.device)
         rate, last = 0.0, time.perf_counter()
         while not self._stop.is_set():
             try:
@@ -109,3 +112,15 @@ class EngineWorker:
                 self.errors += 1
                 log.exception("engine step failed (%d so far); keeping the last frame", self.errors)
                 time.sleep(0.1)
+
+
+def _yield_to_the_display(device: torch.device) -> None:
+    """On Linux, lowers this thread's CPU priority (and that of the compute threads it starts): when the machine is
+    short of cores, the render loop, the audio and the control threads come first and the picture keeps moving;
+    the engine takes what is left. On a CPU-only machine it also leaves one core to the display."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + ENGINE_NICE)
+    except (OSError, AttributeError):  # not Linux, or not allowed: the show runs as before
+        pass
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
