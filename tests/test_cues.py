@@ -135,6 +135,12 @@ def test_watched_sheet_reloads_and_keeps_last_good_on_a_bad_edit(tmp_path):
     assert "live.lrc:2:" in watched.error and "keeping the last good" in watched.error
     edit("[00:00.00]fixed\n", 3)
     assert watched.reload_if_changed() and watched.error is None
+    lenient = WatchedTimeline(path, lenient=True)                     # lenient skips bad lines, but ...
+    edit("[00:00.00]good\n", 4)
+    assert lenient.reload_if_changed()
+    edit("\x00\x01 half a line\n", 5)                                # ... a file caught half-saved has no cues left
+    assert not lenient.reload_if_changed() and "no cues left" in lenient.error
+    assert lenient.timeline.at(1.0).cue.text == "good"
 
 
 def test_cue_events_jump_the_show_clock():

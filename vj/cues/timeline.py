@@ -100,5 +100,8 @@ class WatchedTimeline:
         except LrcError as e:
             self.error = f"{e}; keeping the last good cue sheet"
             return False
+        if not sheet.cues and self.timeline.cues:  # a file caught half-saved, or emptied by mistake
+            self.error = f"{self.path}: the edit has no cues left; keeping the last good cue sheet"
+            return False
         self.timeline, self.error = Timeline(sheet, self.transition_s, self.loop_s), None
         return True

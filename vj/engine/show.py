@@ -9,6 +9,7 @@ engine: it blends towards the newest published frame and applies audio effects o
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -143,6 +144,8 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     c = cfg.control
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = _midi(cfg, state)
+    # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
+    previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
     worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
     d = cfg.display
@@ -249,12 +252,15 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                              if name in compositor.errors else "")
                 if watched and watched.reload_if_changed():
                     log.info("cue sheet %s reloaded (%d cues)", watched.path, len(watched.timeline.cues))
+                    for warning in watched.timeline.sheet.warnings:
+                        log.warning(warning)
                 elif watched and watched.error and watched.error != reported_error:
                     log.warning(watched.error)
                 reported_error = watched.error if watched else None
                 displayed, last_report = 0, now
     finally:
         log.info("%s", pacing.summary())
+        signal.signal(signal.SIGTERM, previous_sigterm)
         worker.stop()
         osc.stop()
         if recorder is not None:
