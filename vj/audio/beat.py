@@ -3,6 +3,9 @@
 `BeatTracker(rate_hz)(strength, t) -> Beat`. Every `update_s` it looks back over `history_s` of onset strength:
 - the beat period is the autocorrelation lag that scores best between min_bpm and max_bpm, scored as a comb over
   its first multiples, weighted by a broad prior around 120 BPM and by a preference for the period it already has;
+  then an octave check: a period whose odd multiples correlate as well as its even ones is the beat, one whose odd
+  multiples are weak is half of it (eighth-note hats at 85 BPM), so the pick moves down or up an octave until
+  that holds (the comb alone takes 170 for 85 and 90 for 180, as both fit its multiples about as well);
 - the phase is the offset at which a pulse train of that period best matches the recent onsets (recent beats
   weigh more).
 Between updates it runs a beat clock from that estimate and reports a beat in the block where the *predicted* beat
@@ -36,6 +39,7 @@ class BeatTracker:
         prior_bpm: float = 120.0,       # centre of the tempo prior
         prior_octaves: float = 2.0,     # its width (log2 standard deviation): broad, the comb decides
         min_confidence: float = 0.1,    # below this the tempo is reported unknown
+        octave_ratio: float = 0.6,      # odd/even multiple correlation at or above which a period is the beat
     ):
         self.rate = rate_hz
         self.min_lag = int(math.floor(60.0 * rate_hz / max_bpm))
@@ -49,6 +53,7 @@ class BeatTracker:
         self.lags = lags
         self.prior = np.exp(-0.5 * (np.log2(60.0 * rate_hz / lags / prior_bpm) / prior_octaves) ** 2)
         self.min_confidence = min_confidence
+        self.octave_ratio = octave_ratio
         self.period: float | None = None  # seconds
         self.confidence = 0.0
         self.next_beat: float | None = None  # predicted time of the next beat
@@ -100,8 +105,30 @@ class BeatTracker:
         self.confidence = float(np.clip(ac[self.lags[best]], 0.0, 1.0))
         if self.confidence < self.min_confidence:
             return
+        unbiased = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / (n - np.arange(n))  # no decay with the lag
+        lag = self._octave(unbiased, lag, n)
         self.period = lag / self.rate
         self._estimate_phase(x, lag, t)
+
+    def _octave(self, ac: np.ndarray, lag: float, n: int) -> float:
+        """Moves the period down an octave while its half is still the beat, else up while it is half the beat."""
+        moved = False
+        while lag / 2 >= self.min_lag and self._odd_even(ac, lag / 2, n) >= self.octave_ratio:
+            lag, moved = lag / 2, True
+        while not moved and 2 * lag <= self.max_lag and self._odd_even(ac, lag, n) < self.octave_ratio:
+            lag *= 2
+        return lag
+
+    @staticmethod
+    def _odd_even(ac: np.ndarray, lag: float, n: int) -> float:
+        """Correlation at the odd multiples of lag over that at the even ones (within the first six); NaN (no move
+        either way) when the history holds too few multiples to say."""
+        ks = np.arange(1, 7)
+        ks = ks[ks * lag < 0.75 * n]
+        if ks.size < 2:
+            return math.nan
+        values = ac[np.round(ks * lag).astype(int)]
+        return float(values[ks % 2 == 1].mean() / max(values[ks % 2 == 0].mean(), 1e-12))
 
     def _estimate_phase(self, x: np.ndarray, lag: float, t: float) -> None:
         n = x.shape[0]
