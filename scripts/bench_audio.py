@@ -23,29 +23,16 @@ CASES = [dict(bpm=b) for b in range(70, 181, 10)] + [
     dict(bpm=140, swing=0.2, fills=True, noise=0.3), dict(bpm=174, noise=0.3)]
 
 
-def _measure_sync(seconds: float, out) -> None:
-    """Child process: plays a generated file and samples (device clock, show clock) pairs."""
-    from vj.audio.stream import FilePlayback
-
-    pattern = drum_pattern(120, seconds + 2, seed=0)
-    playback = FilePlayback(pattern.samples, pattern.sample_rate, 256, device="system").start()
-    stamps, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        stamps.append(playback.device_stamp)
-        time.sleep(0.05)
-    playback.stop()
-    out.send(stamps)
-
-
 def playback_sync(seconds: float) -> dict:
-    """Plays a file for `seconds` on a JACK dummy server and compares the playback position (the show clock in
-    rehearsal) with the audio device's own clock (the DAC time PortAudio reports for each callback): the largest
-    deviation after removing the fixed output latency, and the drift in ppm. In a child process, which ends
-    before the server does (PortAudio aborts at exit if its JACK server went first)."""
-    import multiprocessing as mp
+    """Plays a generated track for `seconds` on a JACK dummy server through the rehearsal playback (`Playback`, its
+    stream in a child process) and compares the playback position (the show clock in rehearsal) with the audio
+    device's own clock (the DAC time PortAudio gives each callback), sampled every 50 ms: the largest deviation
+    after removing the fixed output latency, the drift in ppm, and the jitter around the drift line."""
     import os
     import shutil
     import subprocess
+
+    from vj.audio.playback import Playback
 
     if shutil.which("jackd") is None:
         return {"what": "playback sync", "skipped": "jackd is not installed"}
@@ -54,12 +41,13 @@ def playback_sync(seconds: float) -> dict:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(2.0)
-        ctx = mp.get_context("spawn")
-        receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_measure_sync, args=(seconds, send))
-        child.start()
-        stamps = receive.recv()
-        child.join(timeout=30)
+        pattern = drum_pattern(120, seconds + 2, seed=0)
+        playback = Playback(pattern.samples, pattern.sample_rate, 256, device="system").start()
+        stamps, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            stamps.append(playback.device_stamp)
+            time.sleep(0.05)
+        playback.stop()
     finally:
         jackd.terminate()
         jackd.wait(timeout=10)

@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import load_fixture_generator, run_vj
 from reference_pickle import snapshot_pickle
 from vj.models import registry
-from vj.models.checkpoints import CheckpointError, convert, load_generator, read_pickle
+from vj.models.checkpoints import CheckpointError, convert, load_generator
 from vj.models.sample import make_transform
 
 TOL = 1e-4

@@ -57,6 +57,7 @@ class OptimizerConfig:
 @dataclass(frozen=True)
 class AudioConfig:
     device: str = ""                    # input device name substring or index; "" = system default
+    output_device: str = ""             # rehearsal playback device, the same way; "" = system default
     sample_rate: int = 48000            # Hz
     block_size: int = 256               # samples per callback block
     channel: int = -1                   # input channel to use; -1 = mix all

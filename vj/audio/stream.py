@@ -1,9 +1,10 @@
-"""Live audio plumbing: the ring buffer, the analysis thread, and file playback (the rehearsal clock).
+"""Live audio plumbing: the ring buffer and the analysis thread.
 
 The sounddevice callbacks only copy samples into a preallocated ring buffer and return (no locks, no printing).
 An analysis thread drains the ring into a `FeatureExtractor` and publishes each `AudioFeatures` snapshot by plain
 assignment, so readers never wait on the audio thread. Overruns and dropped blocks are counted, never raised.
-Live input runs in a child process (`vj.audio.capture`), so a dead device can be recovered from.
+Live input and rehearsal playback run in child processes (`vj.audio.capture`, `vj.audio.playback`), so a dead
+device can be recovered from.
 """
 
 from __future__ import annotations
@@ -113,84 +114,3 @@ class AudioAnalyzer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=1.0)
-
-
-class FilePlayback:
-    """Plays decoded samples to an output device; the playback position is the show clock. What is heard is
-    also what is analysed (the callback copies the played block into the ring)."""
-
-    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, device: str | int | None = None,
-                 start: float = 0.0):
-        self.samples = np.ascontiguousarray(samples[:, :2], dtype=np.float32)
-        self.sample_rate, self.block_size = sample_rate, block_size
-        self.device = device_arg(device)
-        self.position = int(start * sample_rate)  # next sample to play; only the callback advances it
-        self.paused = False
-        self.ring = RingBuffer(int(sample_rate * 2))
-        self.underruns = 0
-        self.stream = None
-        self.finished = threading.Event()
-        # The device's clock at the last callback: (DAC time of its first sample, our clock for that sample).
-        # Read by the sync benchmark; both change together in the callback.
-        self.device_stamp: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def clock(self) -> float:
-        return self.position / self.sample_rate
-
-    def seek(self, seconds: float) -> None:
-        self.position = int(min(max(seconds, 0.0), self.samples.shape[0] / self.sample_rate) * self.sample_rate)
-
-    def _callback(self, outdata, frames, time_info, status) -> None:
-        if status.output_underflow:
-            self.underruns += 1
-        if self.paused:
-            outdata.fill(0)
-            return
-        pos = self.position
-        if time_info is not None:
-            self.device_stamp = (time_info.outputBufferDacTime, pos / self.sample_rate)
-        chunk = self.samples[pos:pos + frames]
-        n = chunk.shape[0]
-        outdata[:n] = chunk if outdata.shape[1] == chunk.shape[1] else chunk.mean(axis=1, keepdims=True)
-        outdata[n:] = 0
-        self.ring.write(outdata[:, 0] if outdata.shape[1] == 1 else outdata.mean(axis=1))
-        self.position = pos + n
-        if n < frames:
-            self.finished.set()
-
-    def start(self) -> "FilePlayback":
-        import sounddevice
-
-        self.stream = sounddevice.OutputStream(device=self.device, samplerate=self.sample_rate, blocksize=self.block_size,
-                                               channels=self.samples.shape[1], dtype="float32", callback=self._callback)
-        self.stream.start()
-        return self
-
-    def stop(self) -> None:
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
-
-
-class SilentPlayback(FilePlayback):
-    """File playback without an output device (rehearsing on a machine with no sound): a timer thread runs the
-    same callback into a scratch buffer at real time, so the clock and the analysis behave as with a device."""
-
-    def __init__(self, samples: np.ndarray, sample_rate: int, block_size: int, start: float = 0.0):
-        super().__init__(samples, sample_rate, block_size, start=start)
-        self._running = True
-        self._thread = threading.Thread(target=self._tick, name="vj-silent-playback", daemon=True)
-        self._thread.start()
-
-    def _tick(self) -> None:
-        out = np.zeros((self.block_size, self.samples.shape[1]), dtype=np.float32)
-        status = type("Status", (), {"output_underflow": False})()
-        next_time = time.perf_counter()
-        while self._running:
-            self._callback(out, self.block_size, None, status)
-            next_time += self.block_size / self.sample_rate
-            time.sleep(max(0.0, next_time - time.perf_counter()))
-
-    def stop(self) -> None:
-        self._running = False

@@ -19,7 +19,8 @@ import glfw
 from vj.audio.features import FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
-from vj.audio.stream import AudioAnalyzer, FilePlayback, SilentPlayback
+from vj.audio.playback import Playback
+from vj.audio.stream import AudioAnalyzer
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
@@ -86,27 +87,23 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
                   start: float = 0.0, record: str | Path | None = None) -> int:
     timeline = _timeline(cfg, lrc_path)
     samples, rate = read_audio(audio_path)
-    players = [FilePlayback(samples, rate, cfg.audio.block_size, start=start)]
-    analyzer = AudioAnalyzer(players[0].ring, FeatureExtractor.from_config(cfg.audio, rate))
+    # No output device, or one that goes away: the track is followed silently, and played again when it is back.
+    player = Playback(samples, rate, cfg.audio.block_size, cfg.audio.output_device, start=start)
+    analyzer = AudioAnalyzer(player.ring, FeatureExtractor.from_config(cfg.audio, rate))
 
     def begin() -> None:
-        try:
-            players[0].start()
-        except Exception as e:  # noqa: BLE001  no output device: rehearse silently rather than not at all
-            log.warning("no audio output (%s: %s); following the track silently by the wall clock",
-                        type(e).__name__, e)
-            players[0] = SilentPlayback(samples, rate, cfg.audio.block_size, start)
-            analyzer.ring = players[0].ring
+        player.start()
         analyzer.start()
 
     end = samples.shape[0] / rate - start
     try:
-        return run_show(cfg, lambda: players[0].clock, lambda: analyzer.features, timeline,
-                         min(duration, end) if duration else end, seek=lambda t: players[0].seek(t), begin=begin,
-                         record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path))
+        return run_show(cfg, lambda: player.clock, lambda: analyzer.features, timeline,
+                        min(duration, end) if duration else end, seek=player.seek, begin=begin,
+                        record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path),
+                        audio_warning=lambda: player.status if player.lost else None)
     finally:
         analyzer.stop()
-        players[0].stop()
+        player.stop()
 
 
 def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:

@@ -7,6 +7,7 @@ import logging
 
 import glfw
 import moderngl
+import numpy as np
 
 from vj.render.compositor import SHADER_DIR, _source, load_triton_before_gl
 
@@ -65,9 +66,8 @@ class Window:
             self._present["u_input"].value = 0
             self._present_vao.render(moderngl.TRIANGLES, vertices=3)
 
-    def read(self) -> "np.ndarray":
+    def read(self) -> np.ndarray:
         """What the window shows now, [H, W, 3] uint8, top row first (before swap())."""
-        import numpy as np
 
         w, h = self.framebuffer_size
         data = self.ctx.screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
