@@ -73,8 +73,7 @@ def test_reference_state_dict_names_load_strictly(fixture_t):
     (2, 2, 12, 12, [9, 8, 9, 8], True),
     (2, 2, 12, 12, [3, 1, 2, 5], False),  # asymmetric padding, beyond what StyleGAN3 uses
 ])
-@pytest.mark.parametrize("impl", ["conv", "matmul"])
-def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, padding, radial, impl):
+def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, padding, radial):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 40, 40) * 3
     b = torch.randn(5)
@@ -82,7 +81,7 @@ def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, pad
     fd = design_lowpass_filter(taps_down, 4, 2, 16 * up, radial=radial)
     args = dict(up=up, down=down, padding=padding, gain=np.sqrt(2), slope=0.2, clamp=2.0)
     ref = filtered_lrelu(x, fu, fd, b, impl="ref", **args)
-    fast = filtered_lrelu(x, fu, fd, b, impl=impl, **args)
+    fast = filtered_lrelu(x, fu, fd, b, impl="fast", **args)
     assert fast.shape == ref.shape
     assert (fast - ref).abs().max() <= 1e-5
     assert ref.abs().max() > 0.1  # not trivially zero
@@ -92,13 +91,13 @@ def test_fast_upfirdn_differentiable_like_reference():
     torch.manual_seed(1)
     f = design_lowpass_filter(12, 4, 2, 32)
     grads = []
-    for impl in ("ref", "conv", "matmul"):
+    for impl in ("ref", "fast"):
         x = torch.randn(1, 3, 12, 12, requires_grad=True)
         torch.manual_seed(2)
         x.data = torch.randn(1, 3, 12, 12)
         upfirdn2d(x, f, up=2, padding=[9, 8, 9, 8], gain=4, impl=impl).square().sum().backward()
         grads.append(x.grad)
-    assert (grads[0] - grads[1]).abs().max() <= 1e-4 and (grads[0] - grads[2]).abs().max() <= 1e-4
+    assert (grads[0] - grads[1]).abs().max() <= 1e-4
 
 
 def test_compiled_synthesis_matches_eager(fixture_t):

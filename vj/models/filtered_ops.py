@@ -1,17 +1,12 @@
 """Filtered leaky ReLU for StyleGAN3: bias, FIR up-sample, leaky ReLU, clamp, FIR down-sample.
 
-Implementations with one signature (`impl=`):
+Two implementations with one signature (`impl=`):
 - "ref": the operation as defined (zero insertion, full-rate filtering, then striding). Slow, obviously correct;
-  it exists to test the others against.
-- "conv": transposed-convolution up-sampling (polyphase: no products with inserted zeros) and strided
+  it exists to test the fast path against.
+- "fast": transposed-convolution up-sampling (polyphase: no products with inserted zeros) and strided
   down-sampling (outputs that would be thrown away are never computed), one axis at a time for separable
-  filters, in channels-last layout: the fewest operations, the right shape for GPU kernels.
-- "matmul": each 1-D pass (pad, zero-insert, filter, crop, stride) as one banded matrix, applied to all rows or
-  columns at once by a matrix multiply. Several times the arithmetic of "conv", but it runs as a GEMM, which a CPU
-  does an order of magnitude faster than depthwise convolutions.
-- "fast": "matmul" on a CPU, "conv" elsewhere.
-All are pure PyTorch with static shapes and no data-dependent Python branches, so they compile with
-`torch.compile(fullgraph=True)` and capture in CUDA graphs.
+  filters, in channels-last layout. Pure PyTorch, static shapes, no data-dependent Python branches, so it compiles with
+  `torch.compile(fullgraph=True)` and captures in CUDA graphs.
 
 Filter convention (as the NVlabs reference): `f` is applied as a convolution (flipped for correlation);
 a 1-D filter is separable and applied to both axes, a 2-D filter is applied as is; `None` is the identity.
@@ -26,7 +21,7 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
-Impl = Literal["fast", "conv", "matmul", "ref"]
+Impl = Literal["fast", "ref"]
 
 
 def filtered_lrelu(
@@ -46,15 +41,6 @@ def filtered_lrelu(
     given = x
     if b is not None:
         x = x + b.to(x.dtype).reshape(1, -1, 1, 1)
-    if impl == "fast":
-        impl = "matmul" if x.device.type == "cpu" else "conv"
-    if impl == "matmul" and (fd is None or fd.ndim == 1):
-        x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up, impl="matmul")
-        if slope != 1:
-            x = F.leaky_relu(x, slope, inplace=x is not given)
-        if clamp is not None:  # the matrix products made x: in place unless autograd needs the input
-            x = x.clamp(-clamp / gain, clamp / gain) if torch.is_grad_enabled() else x.clamp_(-clamp / gain, clamp / gain)
-        return upfirdn2d(x, fd, down=down, gain=gain, impl="matmul")
     if impl == "ref":
         x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up, impl="ref")
         if slope != 1:
@@ -65,7 +51,7 @@ def filtered_lrelu(
         return upfirdn2d(x, fd, down=down, impl="ref")
     # Depthwise FIR filters run several times faster in channels-last layout on CPU (oneDNN) and on CUDA.
     x = x.contiguous(memory_format=torch.channels_last)
-    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up, impl=impl)
+    x = upfirdn2d(x, fu, up=up, padding=padding, gain=up * up)
     # In place where the tensor is our own: a fresh full-rate buffer per op costs more in page faults than the
     # op itself on CPU. In-place leaky ReLU is autograd-safe (its backward uses the output); clamp_ is not.
     owned = x is not given
@@ -75,7 +61,7 @@ def filtered_lrelu(
     if clamp is not None:
         x = x.clamp_(-clamp / gain, clamp / gain) if owned and not torch.is_grad_enabled() \
             else x.clamp(-clamp / gain, clamp / gain)
-    return upfirdn2d(x, fd, down=down, gain=gain, impl=impl)
+    return upfirdn2d(x, fd, down=down, gain=gain)
 
 
 def upfirdn2d(
@@ -92,15 +78,6 @@ def upfirdn2d(
     if impl == "ref":
         f = torch.ones(1, dtype=torch.float32, device=x.device) if f is None else f
         return _upfirdn2d_ref(x, f.to(x.dtype), up, down, px0, px1, py0, py1, gain)
-    if impl == "fast":
-        impl = "matmul" if x.device.type == "cpu" else "conv"
-    if impl == "matmul" and (f is None or f.ndim == 1):
-        taps = torch.ones(1, dtype=x.dtype, device=x.device) if f is None else f.to(x.dtype)
-        taps = taps * math.sqrt(gain)  # half the gain on each axis
-        width = _fir_matrix(taps, x.shape[3], up, down, px0, px1)     # [W', W]
-        height = width if (x.shape[2], py0, py1) == (x.shape[3], px0, px1) else \
-            _fir_matrix(taps, x.shape[2], up, down, py0, py1)           # [H', H]
-        return torch.matmul(height, torch.matmul(x, width.t()))
     if f is None:
         x = x * gain if gain != 1 else x
         return _pad_axis(_pad_axis(x, px0, px1, 3), py0, py1, 2)[:, :, ::down, ::down]
@@ -118,20 +95,6 @@ def upfirdn2d(
     x = _pad_axis(_pad_axis(x, px0, px1, 3), py0, py1, 2)
     weight = (f * gain).flip([0, 1]).expand(x.shape[1], 1, *f.shape).contiguous()  # [C, 1, K, K]
     return F.conv2d(x, weight, stride=down, groups=x.shape[1])
-
-
-def _fir_matrix(f: torch.Tensor, length: int, up: int, down: int, pad0: int, pad1: int) -> torch.Tensor:
-    """The 1-D upfirdn of a signal of `length` samples as a matrix [out, length]: zero-insert `up`, pad (negative
-    crops), convolve with f, keep every `down`-th sample. Entry (o, i) is f[K-1 - (pad0 + i*up - o*down)] where
-    that index exists, else 0 (a band of width K / up or K / down); built from index arithmetic, so it follows
-    x's dtype and device and compiles."""
-    taps = f.shape[0]
-    out = (length * up + pad0 + pad1 - taps + 1 + down - 1) // down
-    o = torch.arange(out, device=f.device).unsqueeze(1)
-    i = torch.arange(length, device=f.device).unsqueeze(0)
-    index = taps - 1 - pad0 - i * up + o * down
-    inside = (index >= 0) & (index < taps)
-    return torch.where(inside, f[index.clamp(0, taps - 1)], torch.zeros((), dtype=f.dtype, device=f.device))
 
 
 def _upsample_axis(x: torch.Tensor, f: torch.Tensor, up: int, pad0: int, pad1: int, dim: int) -> torch.Tensor:
