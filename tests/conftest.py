@@ -115,15 +115,33 @@ def start_jack() -> subprocess.Popen:
     if jackd is None:
         pytest.fail("jackd is not installed (scripts/system_deps.sh installs jackd2)")
     os.environ["JACK_NO_START_SERVER"] = "1"
+    if subprocess.run(["pgrep", "-f", "jackd --no-realtime -d dummy"], capture_output=True).returncode != 0:
+        stop_all_jack()  # none runs: clear what a killed one left
     proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if subprocess.run(["jack_lsp"], capture_output=True, env={**os.environ}).returncode == 0:
+    deadline = time.time() + 15
+    while time.time() < deadline:  # up, and its system ports registered (what PortAudio lists as "system")
+        ports = subprocess.run(["jack_lsp"], capture_output=True, text=True, env={**os.environ}).stdout
+        if "system:capture_1" in ports and "system:playback_1" in ports:
             break
         time.sleep(0.2)
     time.sleep(0.3)
     return proc
+
+
+def stop_all_jack() -> None:
+    """Ends every JACK dummy server the tests started, and waits until they are gone (a dying server still holds
+    the default server name: the next one would fail to start)."""
+    subprocess.run(["pkill", "-f", "jackd --no-realtime -d dummy"], check=False)
+    deadline = time.time() + 10
+    while time.time() < deadline and subprocess.run(["pgrep", "-f", "jackd --no-realtime -d dummy"],
+                                                    capture_output=True).returncode == 0:
+        time.sleep(0.1)
+    # A killed server (and its killed clients) leave their semaphores and segments behind, and a client of the
+    # next server with the same name then fails to open: clear them while no server runs.
+    for stale in Path("/dev/shm").glob("jack*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

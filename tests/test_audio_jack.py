@@ -12,14 +12,14 @@ import sys
 
 import numpy as np
 
-from conftest import REPO
+from conftest import REPO, stop_all_jack
 
 
 def run_check(script: str) -> dict:
     """Runs a check script in its own process (PortAudio must not outlive a JACK server in ours); what it saw."""
     proc = subprocess.run([sys.executable, str(REPO / "tests" / script)], cwd=REPO, capture_output=True, text=True,
                           timeout=180, env={**os.environ, "JACK_NO_START_SERVER": "1"})
-    subprocess.run(["pkill", "-f", "jackd --no-realtime -d dummy"], check=False)
+    stop_all_jack()
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

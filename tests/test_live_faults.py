@@ -7,10 +7,9 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import time
 
-from conftest import start_jack
+from conftest import start_jack, stop_all_jack
 from test_live import start_vj
 from test_live_show import STATUS, Lines
 
@@ -65,7 +64,7 @@ def test_audio_server_dies_and_returns_and_a_cue_sheet_breaks_mid_show(x_display
     finally:
         proc.kill()
         jackd.kill()
-        subprocess.run(["pkill", "-f", "jackd --no-realtime -d dummy"], check=False)
+        stop_all_jack()
     for since in (killed, restarted, broken, fixed):
         window = [fps for _, fps, _ in status_after(out, since)][:3]
         assert len(window) >= 2 and min(window) >= 10, (since, window, out.text[-3000:])

@@ -113,4 +113,5 @@ class AudioAnalyzer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=1.0)
+        if self._thread.is_alive():  # the show may end before it began (a model that did not load)
+            self._thread.join(timeout=1.0)

@@ -304,5 +304,5 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: Sh
     for name, error in compositor.errors.items():
         lines.append(f"! shader {name}: {error.splitlines()[-1][:70]}")
     if watched and watched.error:
-        lines.append(f"! {watched.error[:90]}")
+        lines.append(f"! {watched.error.replace(str(watched.path), watched.path.name)[:110]}")  # the name is enough
     return lines
