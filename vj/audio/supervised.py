@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 import time
 from typing import Callable
@@ -23,15 +24,18 @@ log = logging.getLogger(__name__)
 
 def serve_stream(open_stream: Callable[[], str], ready) -> None:
     """A child's life: open and start its stream (`open_stream` returns the device's name for the log), tell the
-    parent "ok: <name>" or "error: <why>", then keep the stream alive until the parent kills the process."""
+    parent "ok: <name>" or "error: <why>", then keep the stream alive until the parent kills the process, or
+    ends without doing so (a crash): then the child ends too, rather than hold the device for nobody."""
+    parent = os.getppid()
     try:
         name = open_stream()
     except Exception as e:  # noqa: BLE001  reported to the parent, which decides what to do
         ready.send(f"error: {type(e).__name__}: {e}")
         return
     ready.send(f"ok: {name}")
-    while True:
-        time.sleep(3600)
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 class SupervisedStream:
