@@ -115,8 +115,6 @@ def start_jack() -> subprocess.Popen:
     if jackd is None:
         pytest.fail("jackd is not installed (scripts/system_deps.sh installs jackd2)")
     os.environ["JACK_NO_START_SERVER"] = "1"
-    if subprocess.run(["pgrep", "-f", "jackd --no-realtime -d dummy"], capture_output=True).returncode != 0:
-        stop_all_jack()  # none runs: clear what a killed one left
     proc = subprocess.Popen([jackd, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 15
@@ -137,8 +135,9 @@ def stop_all_jack() -> None:
     while time.time() < deadline and subprocess.run(["pgrep", "-f", "jackd --no-realtime -d dummy"],
                                                     capture_output=True).returncode == 0:
         time.sleep(0.1)
-    # A killed server (and its killed clients) leave their semaphores and segments behind, and a client of the
-    # next server with the same name then fails to open: clear them while no server runs.
+    # A killed server and its killed clients leave segments, semaphores and registry entries behind, and clients
+    # of the next server then fail to open: clear them while no server runs. Only after tests that kill servers
+    # and never make the pytest process itself a JACK client (it would keep the old registry mapped).
     for stale in Path("/dev/shm").glob("jack*"):
         if stale.is_file():
             stale.unlink(missing_ok=True)

@@ -193,3 +193,19 @@ def test_failed_download_explains_and_leaves_nothing(tmp_path, file_server):
     assert "could not download" in proc.stderr and "404" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not any(cache.rglob("*.pkl*")) if cache.exists() else True
+
+
+def test_a_corrupt_tensor_storage_is_a_checkpoint_error():
+    """torch's legacy reader raises AssertionError (or anything) on corrupt storage bytes (found by fuzzing)."""
+    import io
+    import re
+
+    from vj.models.checkpoints import _load_storage_from_bytes
+
+    buf = io.BytesIO()
+    torch.save(torch.arange(4.0).untyped_storage(), buf, _use_new_zipfile_serialization=False)
+    data = bytearray(buf.getvalue())
+    key = [m.start() for m in re.finditer(rb"\d{6,}", bytes(data))][-1]  # the storage key its data section names
+    data[key] = ord("1") if data[key] != ord("1") else ord("2")
+    with pytest.raises(CheckpointError, match="tensor storage is unreadable"):
+        _load_storage_from_bytes(bytes(data))

@@ -7,6 +7,7 @@ An unknown section or key, or a value of the wrong type, is a `ConfigError` nami
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import sys
 import types
 import typing
@@ -152,7 +153,26 @@ def _apply(config: Config, section: str, key: str, value: Any, source: str) -> C
     if key not in hints:
         raise ConfigError(f"{source}: unknown key {section}.{key} (known in [{section}]: {', '.join(hints)})")
     checked = _check(value, hints[key], f"{section}.{key}", source)
+    problem = VALUE_CHECKS.get(f"{section}.{key}", lambda v: None)(checked)
+    if problem:
+        raise ConfigError(f"{source}: {section}.{key}: {problem}")
     return dataclasses.replace(config, **{section: dataclasses.replace(current, **{key: checked})})
+
+
+def _ip_networks(entries: list[str]) -> str | None:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            return f"{entry!r} is not an IP address or network like 10.0.0.0/24"
+    return None
+
+
+# Checks beyond the type, for values a show would otherwise only trip over once it has started.
+VALUE_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
+    "control.osc_allow": _ip_networks,
+    "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",
+}
 
 
 def from_dict(data: dict, source: str, base: Config | None = None) -> Config:

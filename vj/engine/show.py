@@ -71,8 +71,6 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     def clock() -> float:
         return 0.0 if origin[0] is None else time.perf_counter() - origin[0]
 
-    if cfg.cues.live_start not in ("now", "cue"):
-        raise ValueError(f"cues.live_start must be 'now' or 'cue', got {cfg.cues.live_start!r}")
     try:
         return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
                          record=record, header=show_header(cfg, "live", lrc_path),

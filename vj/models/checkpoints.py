@@ -57,7 +57,11 @@ def _load_storage_from_bytes(data: bytes) -> Any:
     # torch.storage._load_from_bytes would call torch.load(weights_only=False) on these bytes.
     if not isinstance(data, (bytes, bytearray)):
         raise CheckpointError("malformed tensor storage in checkpoint")
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001  torch's readers raise anything (even AssertionError) on corrupt bytes
+        raise CheckpointError(f"a tensor storage is unreadable (truncated or corrupt?): {type(e).__name__}: "
+                              f"{str(e)[:200]}") from None
 
 
 def _numpy_scalar(dtype: np.dtype, *args: Any) -> Any:
