@@ -61,15 +61,20 @@ def test_live_follows_osc_prompt_and_quits_on_command(x_display):
 
 def test_rehearse_follows_the_cue_sheet(x_display, tmp_path):
     wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "6"], check=True)
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "8",
+                    "--bpm", "124"], check=True)
     lrc.write_text("[00:00.00]first cue\n[00:02.00]second cue\n")
-    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc)], x_display, free_port())
+    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "-v"], x_display, free_port())
     try:
         out, _ = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, out
     assert "cue 0" in out and "cue 1" in out and "second cue" in out
+    import re
+
+    tempo = [float(m) for m in re.findall(r"HUD \|.*?(\d+\.\d) bpm", out)]  # the HUD shows the tempo it hears
+    assert tempo and abs(tempo[-1] - 124) < 3, tempo
 
 
 def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_path):

@@ -237,11 +237,12 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                           f"{(frame.prompt if frame else '')[:60]}")
                 window.set_title(status if hud else "vj")
                 log.info(status)
-                lines = _hud_lines(clock(), current_timeline(), frame, fps, state, osc, midi, compositor, worker,
-                                   watched, audio_warning())
+                bpm = features().bpm
+                lines = _hud_lines(clock(), current_timeline(), frame, fps, bpm, state, osc, midi, compositor,
+                                   worker, watched, audio_warning())
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
-                osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", 0.0, fps)
+                osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", bpm, fps)
                 for name in compositor.reload_changed():
                     log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
                              if name in compositor.errors else "")
@@ -269,7 +270,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     return 0
 
 
-def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: ShowState, osc: OscControl,
+def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, bpm: float, state: ShowState, osc: OscControl,
                midi: MidiInput | None, compositor: Compositor, worker: EngineWorker,
                watched: WatchedTimeline | None, audio_warning: str | None = None) -> list[str]:
     """What the performer sees: cue now and next, rates, who changed what last, and every warning."""
@@ -283,7 +284,8 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, state: Sh
     snap = state.snapshot()
     if snap.prompt_override:
         lines.append(f"live prompt: {snap.prompt_override[:70]}")
-    lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s"
+    lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
+                 + (f"{bpm:5.1f} bpm" if bpm > 0 else "tempo: listening")
                  + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
     if frame is not None and frame.quality:
         lines.append(f"quality: {frame.quality}")
