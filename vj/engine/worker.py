@@ -79,7 +79,14 @@ class EngineWorker:
         self._thread.join(timeout=10.0)
 
     def _run(self) -> None:
+        threads = torch.get_num_threads()  # torch's thread count is process-wide: given back when the show ends
         _yield_to_the_display(self.optimizer.device)
+        try:
+            self._loop()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _loop(self) -> None:
         rate, last = 0.0, time.perf_counter()
         while not self._stop.is_set():
             try:
