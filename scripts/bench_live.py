@@ -11,34 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
-import time
-from pathlib import Path
 
+from headless import start_xvfb
 from vj import bench
 from vj import config as config_mod
 from vj.cpu_memory import keep_freed_memory
 from vj.render.compositor import load_triton_before_gl
 
 TINY = ["model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=8"]
-
-
-def xvfb() -> subprocess.Popen | None:
-    """An X server for the window when there is no display; None when there is one."""
-    if os.environ.get("DISPLAY"):
-        return None
-    for number in range(120, 140):
-        if not Path(f"/tmp/.X11-unix/X{number}").exists():
-            break
-    proc = subprocess.Popen([shutil.which("Xvfb") or "Xvfb", f":{number}", "-screen", "0", "1920x1080x24",
-                             "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = f":{number}"
-    return proc
 
 
 def main() -> None:
@@ -51,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     load_triton_before_gl()
-    server = xvfb()
+    server = start_xvfb()
     results = []
     try:
         for size in args.size or ["1280x720", "1920x1080"]:

@@ -26,6 +26,8 @@ import threading
 import time
 from pathlib import Path
 
+from headless import start_xvfb
+
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = ["hue_shift", "rgb_split", "feedback", "zoom_pulse", "kaleidoscope", "vignette", "motion_rotate",
           "motion_drift", "lr_scale", "audio_gain", "steps_per_frame"]
@@ -36,19 +38,6 @@ MAPPING = "\n".join([f'[[cc]]\ncontrol = {20 + i}\nparam = "{p}"\n' for i, p in 
                        '[[note]]\nnote = 40\naction = "prompt"\nslot = 40\n'])  # slot 40 is empty: a warning
 SHEET = "".join(f"[{m:02d}:{s:02d}.00]cue {i}: {PROMPTS[i % 4]}\n"
                 for i, (m, s) in enumerate((t // 60, t % 60) for t in range(0, 3600, 20)))
-
-
-def start_xvfb() -> subprocess.Popen | None:
-    if os.environ.get("DISPLAY"):
-        return None
-    number = next(n for n in range(140, 170) if not Path(f"/tmp/.X11-unix/X{n}").exists())
-    proc = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{number}").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    os.environ["DISPLAY"] = f":{number}"
-    return proc
 
 
 def start_jack() -> subprocess.Popen | None:
@@ -165,7 +154,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "map.toml").write_text(MAPPING)
     (folder / "sheet.lrc").write_text(SHEET)
-    helpers = [p for p in (start_xvfb(), start_jack()) if p is not None]
+    helpers = [p for p in (start_xvfb("1280x720"), start_jack()) if p is not None]
     midi_out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
     midi_out.open_virtual_port("vj-soak-controller")
     port = free_port()

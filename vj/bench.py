@@ -138,23 +138,23 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
     clicks: list[float] = []              # perf_counter when each click's block went into the ring
     frames: list[tuple[float, float, float]] = []  # (swap time, onset the effects saw, engine steps/s)
     stop = threading.Event()
-    burst = (np.hanning(256) * np.random.default_rng(0).standard_normal(256) * 0.8).astype(np.float32)
+    rng = np.random.default_rng(0)
+    quiet = (1e-4 * rng.standard_normal(a.block_size)).astype(np.float32)  # a faint floor, not digital silence
+    click = quiet.copy()
+    burst = min(256, a.block_size)
+    click[:burst] = np.hanning(burst) * rng.standard_normal(burst) * 0.8
 
     def feed() -> None:
-        block_s, quiet = a.block_size / a.sample_rate, np.zeros(a.block_size, np.float32)
+        block_s = a.block_size / a.sample_rate
         started = next_click = began[0] + warmup
         due = time.perf_counter()
         while not stop.is_set():
-            now = time.perf_counter()
-            if now >= next_click:
-                block = quiet.copy()
-                block[: min(256, a.block_size)] = burst[: a.block_size]
-                ring.write(block)
+            if time.perf_counter() >= next_click:
+                ring.write(click)
                 clicks.append(time.perf_counter())
                 next_click = started + len(clicks) * click_every
             else:
-                ring.write(quiet + np.float32(1e-4) * np.random.default_rng(len(clicks)).standard_normal(a.block_size,
-                                                                                                 np.float32))
+                ring.write(quiet)
             due += block_s
             time.sleep(max(0.0, due - time.perf_counter()))
 

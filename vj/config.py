@@ -159,12 +159,22 @@ def _apply(config: Config, section: str, key: str, value: Any, source: str) -> C
     return dataclasses.replace(config, **{section: dataclasses.replace(current, **{key: checked})})
 
 
-def _ip_networks(entries: list[str]) -> str | None:
+def ip_networks(entries: typing.Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """control.osc_allow entries ("192.168.1.20", "10.0.0.0/24") as networks; ValueError names a bad one."""
+    networks = []
     for entry in entries:
         try:
-            ipaddress.ip_network(entry.strip(), strict=False)
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
         except ValueError:
-            return f"{entry!r} is not an IP address or network like 10.0.0.0/24"
+            raise ValueError(f"{entry!r} is not an IP address or network like 10.0.0.0/24") from None
+    return tuple(networks)
+
+
+def _ip_networks(entries: list[str]) -> str | None:
+    try:
+        ip_networks(entries)
+    except ValueError as e:
+        return str(e)
     return None
 
 

@@ -83,10 +83,10 @@ class BeatTracker:
             return
         n = x.shape[0]
         spectrum = np.fft.rfft(x, 2 * n)
-        ac = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-        if ac[0] <= 0:
+        raw = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+        if raw[0] <= 0:
             return
-        ac = ac / ac[0]
+        ac = raw / raw[0]
         # A comb over the first multiples of each lag: the true period has peaks at all of them, while half of it
         # (kick against off-beat hat) scores only at every other one.
         score = np.zeros(self.lags.shape[0])
@@ -105,7 +105,7 @@ class BeatTracker:
         self.confidence = float(np.clip(ac[self.lags[best]], 0.0, 1.0))
         if self.confidence < self.min_confidence:
             return
-        unbiased = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / (n - np.arange(n))  # no decay with the lag
+        unbiased = raw / (n - np.arange(n))  # the same correlation without its decay with the lag
         lag = self._octave(unbiased, lag, n)
         self.period = lag / self.rate
         self._estimate_phase(x, lag, t)

@@ -24,6 +24,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from vj.config import ip_networks
 from vj.control.state import PARAMS, ControlError, ShowState
 from vj.cues.prompts import WeightedPrompt, format_prompts
 
@@ -288,14 +289,11 @@ def _feedback_client(target: str) -> SimpleUDPClient | None:
 
 
 def _networks(allow: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """control.osc_allow entries ("192.168.1.20", "10.0.0.0/24") as networks; a bad one is a ControlError."""
-    networks = []
-    for entry in allow:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            raise ControlError(f"control.osc_allow: {entry!r} is not an IP address or network like 10.0.0.0/24") from None
-    return tuple(networks)
+    """control.osc_allow as networks; a bad entry is a ControlError (the config check says the same earlier)."""
+    try:
+        return ip_networks(allow)
+    except ValueError as e:
+        raise ControlError(f"control.osc_allow: {e}") from None
 
 
 def _shorten(text: str, limit: int = 120) -> str:
