@@ -80,13 +80,14 @@ def upfirdn2d(
         return _upfirdn2d_ref(x, f.to(x.dtype), up, down, px0, px1, py0, py1, gain)
     if f is None:
         x = x * gain if gain != 1 else x
-        return _pad_axis(_pad_axis(x, px0, px1, 3), py0, py1, 2)[:, :, ::down, ::down]
+        x = _pad_axis(_pad_axis(x, px0, px1, 3), py0, py1, 2)
+        return x[:, :, ::down, ::down] if down > 1 else x
     f = f.to(x.dtype)
     if f.ndim == 1:
         f = f * math.sqrt(gain)
         if up > 1:
-            x = _upsample_axis(x, f, up, px0, px1, dim=3)
-            return _upsample_axis(x, f, up, py0, py1, dim=2)
+            x = _upsample_axis(x, f, up, py0, py1, dim=2)
+            return _upsample_axis(x, f, up, px0, px1, dim=3)
         x = _pad_axis(_pad_axis(x, px0, px1, 3), py0, py1, 2)
         return _downsample_axis(_downsample_axis(x, f, down, dim=3), f, down, dim=2)
     # A 2-D filter (the radial down-sampling filters of StyleGAN3-R) is only ever used without up-sampling.

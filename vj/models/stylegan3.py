@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vj.models import winograd
 from vj.models.filtered_ops import Impl, filtered_lrelu
 
 
@@ -297,9 +298,9 @@ class SynthesisLayer(torch.nn.Module):
             styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
         dtype = self.half_dtype if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
-                             padding=self.conv_kernel - 1, input_gain=input_gain)
+                             padding=self.conv_kernel - 1, input_gain=input_gain, bias=self.bias)
         return filtered_lrelu(
-            x, self.up_filter, self.down_filter, self.bias, up=self.up_factor, down=self.down_factor,
+            x, self.up_filter, self.down_filter, None, up=self.up_factor, down=self.down_factor,
             padding=self.padding, gain=1 if self.is_torgb else math.sqrt(2), slope=1 if self.is_torgb else 0.2,
             clamp=self.conv_clamp, impl=self.impl)
 
@@ -316,24 +317,38 @@ def modulated_conv2d(
     demodulate: bool = True,            # normalise each output channel to unit variance
     padding: int = 0,
     input_gain: torch.Tensor | None = None,  # scalar or [I] scale of the inputs
+    bias: torch.Tensor | None = None,   # [O], added to the output
 ) -> torch.Tensor:                      # [N, O, H', W']
-    """Modulated convolution as the reference defines it, computed by scaling activations.
+    """Modulated convolution as the reference defines it, plus the layer's bias.
 
-    Scaling the input by the style and the output by the demodulation coefficient equals convolving with a
-    per-sample modulated weight, but keeps one weight for the whole batch: one plain conv instead of a
-    grouped one. The style normalisation uses the mean over the whole batch, as the reference's does.
+    3x3 on the CPU: Winograd (`winograd.py`) with modulation and demodulation folded into its transformed
+    per-sample weights. Elsewhere (CUDA, 1x1): the input is scaled by the style and the output by the
+    demodulation coefficient, which equals convolving with a per-sample modulated weight but keeps one weight for
+    the whole batch: one plain conv instead of a grouped one. The style normalisation uses the mean over the whole
+    batch, as the reference's does.
     """
+    scale_in = styles if input_gain is None else styles * input_gain  # [N, I]
+    scale_out = None                                                    # [N, O]
     if demodulate:
-        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
-        styles = styles * styles.square().mean().rsqrt()
-    scale_in = styles if input_gain is None else styles * input_gain
+        # The reference normalises the weight, modulates it, then normalises each output channel again. All three
+        # are per-channel scales, so they are computed from the squared weight once and applied as two vectors.
+        weight_sq = weight.square().sum([2, 3])                         # [O, I]
+        weight_gain = (weight_sq.mean(1) / (weight.shape[2] * weight.shape[3])).rsqrt()  # [O]
+        style_gain = styles.square().mean().rsqrt()
+        scale_in = scale_in * style_gain
+        dcoefs = ((styles * style_gain).square() @ (weight_sq * weight_gain[:, None].square()).t() + 1e-8).rsqrt()
+        scale_out = dcoefs * weight_gain
+    if winograd.suits(x, weight):
+        scales = scale_in[:, None, :] if scale_out is None else scale_out[:, :, None] * scale_in[:, None, :]
+        per_sample = weight.unsqueeze(0) * scales[..., None, None]      # [N, O, I, k, k]
+        return winograd.conv3x3(x, winograd.transform_weight(per_sample), bias, padding)
     x = x * scale_in.to(x.dtype).reshape(*scale_in.shape, 1, 1)
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
-    if demodulate:
-        # sum over I,k,k of (w * s)^2 for each output: [N, O]
-        dcoefs = (styles.square() @ weight.square().sum([2, 3]).t() + 1e-8).rsqrt()
-        x = x * dcoefs.to(x.dtype).reshape(*dcoefs.shape, 1, 1)
-    return x
+    if scale_out is not None and bias is not None:
+        return torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1), x, scale_out.to(x.dtype).reshape(*scale_out.shape, 1, 1))
+    if scale_out is not None:
+        x = x * scale_out.to(x.dtype).reshape(*scale_out.shape, 1, 1)
+    return x if bias is None else x + bias.to(x.dtype).reshape(1, -1, 1, 1)
 
 
 class SynthesisNetwork(torch.nn.Module):

@@ -1,0 +1,80 @@
+"""Winograd F(2x2, 3x3) convolution and the modulated convolution built on it, against torch's direct conv."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vj.models import winograd
+from vj.models.stylegan3 import modulated_conv2d
+
+
+@pytest.mark.parametrize("batch,height,width,padding", [(1, 8, 8, 2), (2, 7, 10, 2), (1, 9, 5, 1), (3, 6, 6, 0)])
+def test_conv3x3_matches_direct_convolution(batch, height, width, padding):
+    torch.manual_seed(0)
+    x = torch.randn(batch, 6, height, width).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(5, 6, 3, 3)
+    bias = torch.randn(5)
+    with torch.no_grad():
+        out = winograd.conv3x3(x, winograd.transform_weight(weight), bias, padding)
+    expected = F.conv2d(x, weight, bias, padding=padding)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_conv3x3_per_sample_weights_and_plain_layout():
+    torch.manual_seed(1)
+    x = torch.randn(3, 4, 9, 9)  # NCHW, not channels-last
+    weights = torch.randn(3, 7, 4, 3, 3)
+    with torch.no_grad():
+        out = winograd.conv3x3(x, winograd.transform_weight(weights), None, 2)
+    expected = torch.cat([F.conv2d(x[i:i + 1], weights[i], padding=2) for i in range(3)])
+    assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_conv3x3_gradients_match_direct_convolution():
+    torch.manual_seed(2)
+    grads = []
+    for conv in ("winograd", "direct"):
+        x = torch.randn(2, 3, 7, 7, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+        weight = torch.randn(4, 3, 3, 3, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+        bias = torch.zeros(4, requires_grad=True)
+        if conv == "winograd":
+            out = winograd.conv3x3(x, winograd.transform_weight(weight), bias, 2)
+        else:
+            out = F.conv2d(x, weight, bias, padding=2)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        grads.append((x.grad, weight.grad, bias.grad))
+    for fast, direct in zip(*grads):
+        assert (fast - direct).abs().max() <= 1e-4 * direct.abs().max()
+
+
+def _modulated_conv_as_defined(x, weight, styles, demodulate, padding, input_gain, bias):
+    """The reference's definition: one modulated (and demodulated) weight per sample, a grouped convolution."""
+    batch, out_channels = x.shape[0], weight.shape[0]
+    if demodulate:
+        weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
+        styles = styles * styles.square().mean().rsqrt()
+    w = weight.unsqueeze(0) * styles[:, None, :, None, None]
+    if demodulate:
+        w = w * (w.square().sum([2, 3, 4]) + 1e-8).rsqrt()[:, :, None, None, None]
+    w = w * input_gain
+    out = F.conv2d(x.reshape(1, -1, *x.shape[2:]), w.reshape(-1, *w.shape[2:]), padding=padding, groups=batch)
+    return out.reshape(batch, out_channels, *out.shape[2:]) + bias.reshape(1, -1, 1, 1)
+
+
+@pytest.mark.parametrize("kernel", [3, 1])
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv2d_matches_its_definition(kernel, demodulate):
+    torch.manual_seed(5)
+    x = torch.randn(2, 8, 10, 10).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(6, 8, kernel, kernel)
+    styles = torch.randn(2, 8) + 1
+    bias = torch.randn(6)
+    gain = torch.tensor(0.7)
+    with torch.no_grad():
+        out = modulated_conv2d(x, weight, styles, demodulate, kernel - 1, gain, bias)
+    expected = _modulated_conv_as_defined(x, weight, styles, demodulate, kernel - 1, gain, bias)
+    assert out.shape == expected.shape
+    assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
