@@ -30,7 +30,10 @@ _G2 = torch.kron(_G, _G).float()
 _AT = torch.tensor([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
                    dtype=torch.float64)
 _AT2 = torch.kron(_AT, _AT).float()
-# The input transform B^T is applied by `_transform_input` one axis at a time, sharing terms.
+# Input transform B^T (6x6): along the height as one GEMM over each tile row's 6 input rows, along the width by
+# `_transform_input` (the layout the 36 GEMMs need rules out a GEMM there).
+_BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                    [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float32)
 
 
 def suits(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -68,7 +71,9 @@ def conv3x3(
     nhwc = x.permute(0, 2, 3, 1)
     extra_h, extra_w = TILE * tiles_h - out_h, TILE * tiles_w - out_w
     padded = F.pad(nhwc, [0, 0, padding, padding + extra_w, padding, padding + extra_h]).contiguous()
-    rows = _transform_input([padded[:, k:k + TILE * tiles_h:TILE] for k in range(TAPS)])  # 6 x [N, th, Wp, I]
+    windows = padded.unfold(1, TAPS, TILE).permute(0, 1, 4, 2, 3)  # [N, th, 6, Wp, I], overlapping rows
+    rows = torch.matmul(_BT.to(x), windows.reshape(n, tiles_h, TAPS, -1)).view(n, tiles_h, TAPS, *padded.shape[2:])
+    rows = rows.unbind(2)  # 6 x [N, th, Wp, I]
     if functional:
         v = torch.stack([t for r in rows for t in _transform_input(_column_taps(r, tiles_w))])
     else:
