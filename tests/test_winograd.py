@@ -78,3 +78,17 @@ def test_modulated_conv2d_matches_its_definition(kernel, demodulate):
     expected = _modulated_conv_as_defined(x, weight, styles, demodulate, kernel - 1, gain, bias)
     assert out.shape == expected.shape
     assert (out - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_conv3x3_error_at_stylegan_channel_counts():
+    # F(4x4, 3x3) is less exact than a direct convolution; at 512 channels it must stay close to fp64.
+    torch.manual_seed(6)
+    x = torch.randn(1, 512, 16, 16).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(512, 512, 3, 3) / (512 * 9) ** 0.5
+    with torch.no_grad():
+        out = winograd.conv3x3(x, winograd.transform_weight(weight), None, 2)
+        direct = F.conv2d(x, weight, padding=2)
+    exact = F.conv2d(x.double(), weight.double(), padding=2)
+    scale = exact.abs().max()
+    assert (direct - exact).abs().max() <= 2e-6 * scale
+    assert (out - exact).abs().max() <= 2e-5 * scale

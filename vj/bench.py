@@ -57,6 +57,8 @@ def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp3
     """Synthesis ms/frame at batch 1 with random weights."""
     from vj.models.stylegan3 import Generator
 
+    if device == "cpu":
+        keep_freed_memory()  # as vj's model loading does
     torch.manual_seed(0)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
                   mapping_kwargs={"num_layers": 2}, **ARCHS[arch]).eval().requires_grad_(False).to(device)

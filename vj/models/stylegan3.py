@@ -4,7 +4,9 @@ A reference state dict loads with `strict=True`, `G.mapping(z, c, truncation_psi
 `G(z, c)` behave as the reference's, so code written against it ports by changing one import. Differences, all
 for speed or for the live engine:
 - no custom CUDA extensions: the filtered leaky ReLU is `filtered_ops.filtered_lrelu` (polyphase, separable);
-- modulation scales activations instead of building one weight per sample, so a batch runs as one plain conv;
+- 3x3 modulated convolutions on the CPU run as Winograd F(4x4, 3x3) with the modulation folded into the
+  transformed weights (`winograd.py`); elsewhere modulation scales activations instead of building one weight
+  per sample, so a batch runs as one plain conv;
 - half precision on CUDA is fp16 or bf16 (`Generator.half_dtype`), chosen inside each layer from the device;
 - the input transform can be passed per call (`G.synthesis(ws, transform=M)`, M [3, 3] or [N, 3, 3]), so the
   engine animates rotation/translation without touching module state;
