@@ -92,3 +92,28 @@ def test_conv3x3_error_at_stylegan_channel_counts():
     scale = exact.abs().max()
     assert (direct - exact).abs().max() <= 2e-6 * scale
     assert (out - exact).abs().max() <= 2e-5 * scale
+
+
+def test_winograd_serves_cpu_inference_and_direct_conv_serves_guided_steps():
+    x = torch.randn(1, 4, 8, 8)
+    weight = torch.randn(4, 4, 3, 3)
+    styles = torch.randn(1, 4)
+    with torch.no_grad():
+        assert winograd.suits(x, weight, styles)
+    assert not winograd.suits(x, weight, styles.requires_grad_(True))  # autograd records: direct conv
+    assert not winograd.suits(x, torch.randn(4, 4, 1, 1), styles)
+    assert not winograd.suits(x.double(), weight.double(), styles.double())
+
+
+def test_modulated_conv2d_style_gradients_match_its_definition():
+    torch.manual_seed(7)
+    x = torch.randn(2, 8, 10, 10)
+    weight = torch.randn(6, 8, 3, 3)
+    bias = torch.randn(6)
+    grads = []
+    for conv in (modulated_conv2d, _modulated_conv_as_defined):
+        styles = (torch.randn(2, 8, generator=torch.Generator().manual_seed(8)) + 1).requires_grad_(True)
+        out = conv(x, weight, styles, True, 2, torch.tensor(0.7), bias)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        grads.append(styles.grad)
+    assert (grads[0] - grads[1]).abs().max() <= 1e-4 * grads[1].abs().max()

@@ -36,14 +36,18 @@ _BT = torch.tensor([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1,
                     [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], dtype=torch.float32)
 
 
-def suits(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether `conv3x3` is the faster way for this convolution: 3x3 kernels, fp32, on the CPU, in eager mode.
+def suits(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor) -> bool:
+    """Whether `conv3x3` is the faster way for this modulated convolution: 3x3 kernels, fp32, on the CPU, eager,
+    and no autograd tape.
 
     Not while torch.compile traces: the unrolled transforms make inductor take minutes to compile a network
     (3.5 min for the 64-pixel test model on 2 cores), and compiled code on the CPU is not the fast path anyway.
+    Not when autograd records (guided steps): the backward through the transforms measured slower than the
+    direct convolution's (a guided step 10% slower), which more than spends what the forward saves.
     """
+    recording = torch.is_grad_enabled() and any(t.requires_grad for t in (x, weight, styles))
     return (x.device.type == "cpu" and x.dtype == torch.float32 and tuple(weight.shape[-2:]) == (3, 3)
-            and not torch.compiler.is_compiling())
+            and not recording and not torch.compiler.is_compiling())
 
 
 def transform_weight(weight: torch.Tensor) -> torch.Tensor:
