@@ -5,8 +5,8 @@ A reference state dict loads with `strict=True`, `G.mapping(z, c, truncation_psi
 for speed or for the live engine:
 - no custom CUDA extensions: the filtered leaky ReLU is `filtered_ops.filtered_lrelu` (polyphase, separable);
 - 3x3 modulated convolutions on the CPU (without autograd) run as Winograd F(4x4, 3x3) with the modulation
-  folded into the transformed weights (`winograd.py`); elsewhere modulation scales activations instead of building one weight
-  per sample, so a batch runs as one plain conv;
+  folded into the transformed weights (`winograd.py`); elsewhere modulation scales activations instead of
+  building one weight per sample, so a batch runs as one plain conv;
 - half precision on CUDA is fp16 or bf16 (`Generator.half_dtype`), chosen inside each layer from the device;
 - the input transform can be passed per call (`G.synthesis(ws, transform=M)`, M [3, 3] or [N, 3, 3]), so the
   engine animates rotation/translation without touching module state;
@@ -324,10 +324,10 @@ def modulated_conv2d(
     """Modulated convolution as the reference defines it, plus the layer's bias.
 
     3x3 on the CPU without autograd: Winograd (`winograd.py`) with modulation and demodulation folded into its
-    transformed per-sample weights. Elsewhere (CUDA, 1x1, guided steps): the input is scaled by the style and the output by the
-    demodulation coefficient, which equals convolving with a per-sample modulated weight but keeps one weight for
-    the whole batch: one plain conv instead of a grouped one. The style normalisation uses the mean over the whole
-    batch, as the reference's does.
+    transformed per-sample weights. Elsewhere (CUDA, 1x1, guided steps): the input is scaled by the style and the
+    output by the demodulation coefficient, which equals convolving with a per-sample modulated weight but keeps
+    one weight for the whole batch: one plain conv instead of a grouped one. The style normalisation uses the mean
+    over the whole batch, as the reference's does.
     """
     scale_in = styles if input_gain is None else styles * input_gain  # [N, I]
     scale_out = None                                                    # [N, O]
@@ -346,11 +346,11 @@ def modulated_conv2d(
         return winograd.conv3x3(x, winograd.transform_weight(per_sample), bias, padding)
     x = x * scale_in.to(x.dtype).reshape(*scale_in.shape, 1, 1)
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
-    if scale_out is not None and bias is not None:
-        return torch.addcmul(bias.to(x.dtype).reshape(1, -1, 1, 1), x, scale_out.to(x.dtype).reshape(*scale_out.shape, 1, 1))
+    bias = None if bias is None else bias.to(x.dtype).reshape(1, -1, 1, 1)
     if scale_out is not None:
-        x = x * scale_out.to(x.dtype).reshape(*scale_out.shape, 1, 1)
-    return x if bias is None else x + bias.to(x.dtype).reshape(1, -1, 1, 1)
+        scale_out = scale_out.to(x.dtype).reshape(*scale_out.shape, 1, 1)
+        return x * scale_out if bias is None else torch.addcmul(bias, x, scale_out)
+    return x if bias is None else x + bias
 
 
 class SynthesisNetwork(torch.nn.Module):

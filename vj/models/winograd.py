@@ -90,7 +90,8 @@ def conv3x3(
     if u.shape[0] == 1:
         m = torch.matmul(v, u[0].transpose(-1, -2))  # [36, N*T, O]
     else:
-        m = torch.matmul(v.view(TAPS * TAPS, n, tiles_h * tiles_w, -1).transpose(0, 1), u.transpose(-1, -2)).transpose(0, 1)
+        per_sample = v.view(TAPS * TAPS, n, tiles_h * tiles_w, -1).transpose(0, 1)  # [N, 36, T, I]
+        m = torch.matmul(per_sample, u.transpose(-1, -2)).transpose(0, 1)
     out_channels = m.shape[-1]
     # Output transform as one GEMM over the 36 products of each tile, then the tiles' 4x4 outputs are written in
     # place (bias added, the overhang of the last tiles dropped) in one pass.
