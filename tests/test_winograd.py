@@ -94,26 +94,44 @@ def test_conv3x3_error_at_stylegan_channel_counts():
     assert (out - exact).abs().max() <= 2e-5 * scale
 
 
-def test_winograd_serves_cpu_inference_and_direct_conv_serves_guided_steps():
-    x = torch.randn(1, 4, 8, 8)
+def test_winograd_serves_the_cpu_unless_the_weight_wants_a_gradient():
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
     weight = torch.randn(4, 4, 3, 3)
-    styles = torch.randn(1, 4)
-    with torch.no_grad():
-        assert winograd.suits(x, weight, styles)
-    assert not winograd.suits(x, weight, styles.requires_grad_(True))  # autograd records: direct conv
-    assert not winograd.suits(x, torch.randn(4, 4, 1, 1), styles)
-    assert not winograd.suits(x.double(), weight.double(), styles.double())
+    assert winograd.suits(x, weight)
+    assert not winograd.suits(x, weight.clone().requires_grad_(True))
+    assert not winograd.suits(x, torch.randn(4, 4, 1, 1))
+    assert not winograd.suits(x.double(), weight.double())
 
 
-def test_modulated_conv2d_style_gradients_match_its_definition():
-    torch.manual_seed(7)
-    x = torch.randn(2, 8, 10, 10)
-    weight = torch.randn(6, 8, 3, 3)
-    bias = torch.randn(6)
+@pytest.mark.parametrize("demodulate", [True, False])
+def test_modulated_conv2d_gradients_match_its_definition(demodulate):
+    weight = torch.randn(6, 8, 3, 3, generator=torch.Generator().manual_seed(7))
     grads = []
     for conv in (modulated_conv2d, _modulated_conv_as_defined):
-        styles = (torch.randn(2, 8, generator=torch.Generator().manual_seed(8)) + 1).requires_grad_(True)
-        out = conv(x, weight, styles, True, 2, torch.tensor(0.7), bias)
+        seeds = torch.Generator().manual_seed(8)
+        x = torch.randn(2, 8, 10, 10, generator=seeds).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        styles = (torch.randn(2, 8, generator=seeds) + 1).requires_grad_(True)
+        bias = torch.randn(6, generator=seeds).requires_grad_(True)
+        out = conv(x, weight, styles, demodulate, 2, torch.tensor(0.7), bias)
         (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
-        grads.append(styles.grad)
-    assert (grads[0] - grads[1]).abs().max() <= 1e-4 * grads[1].abs().max()
+        grads.append((x.grad, styles.grad, bias.grad))
+    for fast, defined in zip(*grads):
+        assert (fast - defined).abs().max() <= 1e-4 * defined.abs().max()
+
+
+def test_latent_gradients_through_the_network_match_direct_convolutions(fixture_t, monkeypatch):
+    G, cases = fixture_t
+    ws = cases["ws_psi1.0"][:2]
+    loss = lambda w: G.synthesis(w).square().mean()  # noqa: E731
+    by_func = torch.func.grad(loss)(ws)  # as the latent optimiser takes its gradients
+    grads = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(winograd, "suits", lambda x, weight: False)
+        leaf = ws.clone().requires_grad_(True)
+        loss(leaf).backward()
+        grads.append(leaf.grad)
+    assert grads[1].abs().max() > 0
+    for fast in (grads[0], by_func):
+        assert (fast - grads[1]).abs().max() <= 1e-4 * grads[1].abs().max()

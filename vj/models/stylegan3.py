@@ -4,9 +4,9 @@ A reference state dict loads with `strict=True`, `G.mapping(z, c, truncation_psi
 `G(z, c)` behave as the reference's, so code written against it ports by changing one import. Differences, all
 for speed or for the live engine:
 - no custom CUDA extensions: the filtered leaky ReLU is `filtered_ops.filtered_lrelu` (polyphase, separable);
-- 3x3 modulated convolutions on the CPU (without autograd) run as Winograd F(4x4, 3x3) with the modulation
-  folded into the transformed weights (`winograd.py`); elsewhere modulation scales activations instead of
-  building one weight per sample, so a batch runs as one plain conv;
+- 3x3 modulated convolutions on the CPU run as Winograd F(4x4, 3x3) with the modulation folded into the
+  transformed weights (`winograd.py`); elsewhere modulation scales activations instead of building one weight
+  per sample, so a batch runs as one plain conv;
 - half precision on CUDA is fp16 or bf16 (`Generator.half_dtype`), chosen inside each layer from the device;
 - the input transform can be passed per call (`G.synthesis(ws, transform=M)`, M [3, 3] or [N, 3, 3]), so the
   engine animates rotation/translation without touching module state;
@@ -323,8 +323,8 @@ def modulated_conv2d(
 ) -> torch.Tensor:                      # [N, O, H', W']
     """Modulated convolution as the reference defines it, plus the layer's bias.
 
-    3x3 on the CPU without autograd: Winograd (`winograd.py`) with modulation and demodulation folded into its
-    transformed per-sample weights. Elsewhere (CUDA, 1x1, guided steps): the input is scaled by the style and the
+    3x3 on the CPU: Winograd (`winograd.py`) with modulation and demodulation folded into its transformed
+    per-sample weights. Elsewhere (CUDA, 1x1, while compiling): the input is scaled by the style and the
     output by the demodulation coefficient, which equals convolving with a per-sample modulated weight but keeps
     one weight for the whole batch: one plain conv instead of a grouped one. The style normalisation uses the mean
     over the whole batch, as the reference's does.
@@ -340,10 +340,8 @@ def modulated_conv2d(
         scale_in = scale_in * style_gain
         dcoefs = ((styles * style_gain).square() @ (weight_sq * weight_gain[:, None].square()).t() + 1e-8).rsqrt()
         scale_out = dcoefs * weight_gain
-    if winograd.suits(x, weight, styles):
-        scales = scale_in[:, None, :] if scale_out is None else scale_out[:, :, None] * scale_in[:, None, :]
-        per_sample = weight.unsqueeze(0) * scales[..., None, None]      # [N, O, I, k, k]
-        return winograd.conv3x3(x, winograd.transform_weight(per_sample), bias, padding)
+    if winograd.suits(x, weight):
+        return winograd.modulated_conv3x3(x, weight, scale_in, scale_out, bias, padding)
     x = x * scale_in.to(x.dtype).reshape(*scale_in.shape, 1, 1)
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     bias = None if bias is None else bias.to(x.dtype).reshape(1, -1, 1, 1)
