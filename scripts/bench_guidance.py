@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 
 import torch
 
@@ -23,15 +24,17 @@ def main() -> None:
     args = parser.parse_args()
     data = {"machine": bench.machine(), "results": []}
     cases = [dict(resolution=256, generator_arch="T-published-256", clip="tiny", cutouts=8)]
-    cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, repeats=1) for n in (8, 32)]
+    cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n) for n in (8, 32)]
     if torch.cuda.is_available():
         cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, device="cuda", repeats=20,
                        precision=precision, compile=compile)
                   for n in (8, 32) for precision in ("fp16", "bf16") for compile in ("off", "on")]
-    for case in cases:
-        result = bench.guidance(**{"repeats": 2, **case})
-        print(json.dumps(result), flush=True)
-        data["results"].append(result)
+    # Each case in a fresh process, as bench_generator.py does: CPU timings depend on the heap a previous case left.
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for case in cases:
+            result = pool.apply(bench.guidance, (), {"repeats": 2, **case})
+            print(json.dumps(result), flush=True)
+            data["results"].append(result)
     bench.write_json(data, args.out)
 
 

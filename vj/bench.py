@@ -83,6 +83,8 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
     from vj.models.clip import load_clip
     from vj.models.stylegan3 import Generator
 
+    if device == "cpu":
+        keep_freed_memory()  # as vj's model loading does
     torch.manual_seed(0)
     G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
                   mapping_kwargs={"num_layers": 2}, **ARCHS[generator_arch]).eval().requires_grad_(False).to(device)
