@@ -12,7 +12,8 @@ by itself: this path is for the CPU.
 
 Everything per sample that is linear in the weights is folded into the transformed weights: StyleGAN3's style
 modulation, demodulation and input gain then cost no pass over the activations, and the bias is added while the
-output tiles are written out. Layout: channels-last in, channels-last out.
+output tiles are written out. The backward (guided steps) is a Winograd convolution too. Layout: channels-last
+in, channels-last out.
 """
 
 from __future__ import annotations
