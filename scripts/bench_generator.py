@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 
 import torch
 
@@ -24,16 +23,14 @@ def main() -> None:
     data = {"machine": bench.machine(), "results": []}
     sizes = [256] if args.quick else [256, 512]
     cases = [("T-published-256", 256), ("R-published-256", 256)] + [(arch, s) for s in sizes for arch in ("T", "R")]
-    runs = [(arch, size, "cpu", "fp32", False, args.repeats) for arch, size in cases]
+    runs = [dict(arch=arch, resolution=size, repeats=args.repeats) for arch, size in cases]
     if torch.cuda.is_available():
-        runs += [(arch, size, "cuda", dtype, compiled, 20) for arch in ("T", "R") for size in sizes
-                 for dtype in ("fp32", "fp16", "bf16") for compiled in (False, True)]
-    # Each case in a fresh process: the heap a previous network left behind changed CPU timings by up to 70%.
-    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        for run in runs:
-            result = pool.apply(bench.generator, run)
-            print(json.dumps(result), flush=True)
-            data["results"].append(result)
+        runs += [dict(arch=arch, resolution=size, device="cuda", dtype=dtype, compiled=compiled, repeats=20)
+                 for arch in ("T", "R") for size in sizes for dtype in ("fp32", "fp16", "bf16")
+                 for compiled in (False, True)]
+    for result in bench.each_in_fresh_process(bench.generator, runs):
+        print(json.dumps(result), flush=True)
+        data["results"].append(result)
     bench.write_json(data, args.out)
 
 

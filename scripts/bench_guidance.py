@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 
 import torch
 
@@ -29,12 +28,9 @@ def main() -> None:
         cases += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, device="cuda", repeats=20,
                        precision=precision, compile=compile)
                   for n in (8, 32) for precision in ("fp16", "bf16") for compile in ("off", "on")]
-    # Each case in a fresh process, as bench_generator.py does: CPU timings depend on the heap a previous case left.
-    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        for case in cases:
-            result = pool.apply(bench.guidance, (), {"repeats": 2, **case})
-            print(json.dumps(result), flush=True)
-            data["results"].append(result)
+    for result in bench.each_in_fresh_process(bench.guidance, [{"repeats": 2, **case} for case in cases]):
+        print(json.dumps(result), flush=True)
+        data["results"].append(result)
     bench.write_json(data, args.out)
 
 

@@ -7,12 +7,13 @@ measured work), so they include everything a frame pays for.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import platform
 import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -220,6 +221,17 @@ def quick(what: str = "all", out: str | None = None) -> dict:
     if out:
         write_json(results, out)
     return results
+
+
+def each_in_fresh_process(measure: Callable[..., dict], calls: Iterable[dict]) -> Iterator[dict]:
+    """measure(**kwargs) for each call, each in a process of its own, results as they come.
+
+    CPU timings depend on the heap a previous network left behind (up to 70% here), so the benchmark scripts keep
+    their cases apart.
+    """
+    with multiprocessing.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for kwargs in calls:
+            yield pool.apply(measure, (), kwargs)
 
 
 def write_json(data: dict, path: str | Path) -> None:
