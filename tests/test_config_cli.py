@@ -40,6 +40,17 @@ def test_overrides_are_type_checked():
             config.load(None, [bad])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.display_ema=0.6", "optimizer.display_ema is gone: use optimizer.display_smoothing_s"),
+    ("model.precision=fp8", "model.precision: must be one of 'auto', 'fp32', 'fp16', 'bf16', got 'fp8'"),
+    ("optimizer.compile=yes", "optimizer.compile: must be one of 'auto', 'on', 'off'"),
+    ("optimizer.display_smoothing_s=nan", "between 0 and 10 seconds, got nan"),
+])
+def test_engine_settings_are_checked_when_read(override, message):
+    with pytest.raises(config.ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        config.load(None, [override])
+
+
 @pytest.mark.parametrize("args,needle", [
     (["render", "a.wav", "-o", "x.mp4", "--fps", "zero"], "argument --fps: expected a whole number"),
     (["render", "a.wav", "-o", "x.mp4", "--size", "100"], "argument --size: expected WIDTHxHEIGHT"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from vj.audio.features import SILENCE
@@ -74,6 +75,18 @@ def test_governor_holds_within_budget_and_ignores_frozen_frames():
         governor.update(5.0, steps_asked=0)                             # a held image costs nothing to learn from
     assert governor.quality.describe(3) == "3/3 steps x 16/16 cutouts"
     assert governor.lower_cutouts().cutouts == 8 and governor.quality.max_cutouts == 8  # out of memory
+
+
+@pytest.mark.parametrize("max_cutouts, min_cutouts", [(16, 4), (16, 5), (32, 8), (6, 4), (1, 1)])
+def test_governor_names_every_cutout_count_it_can_choose(max_cutouts, min_cutouts):
+    """The warm-up compiles exactly these shapes: whatever the frame times, the governor picks no other."""
+    counts = QualityGovernor(0.05, max_cutouts, min_cutouts).cutout_counts()
+    assert counts == sorted(set(counts), reverse=True) and counts[0] == max_cutouts
+    governor, chosen = QualityGovernor(0.05, max_cutouts, min_cutouts), set()
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        chosen.add(governor.update(float(rng.choice([0.005, 0.05, 0.5])), 3).cutouts)
+    assert chosen <= set(counts) and min(chosen) == min(counts) and max(chosen) == max(counts)
 
 
 def test_control_log_round_trip_and_replay(tmp_path):

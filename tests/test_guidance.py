@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ from vj.cues.prompts import WeightedPrompt
 from vj.engine.guidance import make_cutouts, spherical_distance
 from vj.engine.optimizer import LatentOptimizer, learning_rate
 
-CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_ema=0.0, audio_gain=1.0)
+CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_smoothing_s=0.0, audio_gain=1.0)
 
 
 @pytest.fixture()
@@ -78,7 +80,7 @@ def test_w_plus_latent_has_one_vector_per_layer(fixture_t, tiny_clip):
     assert opt.q.shape == (1, G.num_ws, G.w_dim)
     opt.set_prompts([WeightedPrompt("a cat")])
     opt.step()
-    assert opt.frame().shape == (3, 64, 64)
+    assert opt.frame().shape == (64, 64, 3)
 
 
 def test_cutouts_have_static_shape_and_stay_in_range():
@@ -147,3 +149,47 @@ def test_cutouts_can_change_between_steps(optimizer):
     optimizer.set_prompts([WeightedPrompt("a cat")])
     optimizer.set_cutouts(2)
     assert optimizer.cutouts == 2 and torch.isfinite(optimizer.step().loss)
+
+
+def test_warm_up_leaves_no_trace(fixture_t, tiny_clip):
+    """A warmed-up optimiser computes exactly what a cold one does: the show's first frames and a render agree."""
+    G, _ = fixture_t
+    runs = []
+    for warm in (False, True):
+        opt = LatentOptimizer(G, tiny_clip, CFG, seed=4)
+        opt.set_prompts([WeightedPrompt("a cat")])
+        if warm:
+            opt.warm_up([4, 2, 1])
+            assert opt.cutouts == 4
+        runs.append(([float(opt.step(0.05).loss) for _ in range(3)], opt.q.clone(), opt.frame_pixels(0.1)))
+    (cold_losses, cold_q, cold_pixels), (warm_losses, warm_q, warm_pixels) = runs
+    assert warm_losses == cold_losses and torch.equal(warm_q, cold_q) and (warm_pixels == cold_pixels).all()
+
+
+def test_display_follows_by_time_not_by_frame(fixture_t, tiny_clip):
+    """One second of frames moves the picture as far at 10 fps as at 40 fps (a render and a rehearsal agree)."""
+    G, _ = fixture_t
+    cfg = dataclasses.replace(CFG, display_smoothing_s=0.5)
+    shown = []
+    for fps in (10, 40):
+        opt = LatentOptimizer(G, tiny_clip, cfg, seed=6)
+        start = opt.display_w.clone()
+        opt.q.add_(1.0)  # the optimised latent moved away: the display follows it
+        target = opt.latent_w(opt.q)
+        for _ in range(fps):
+            opt.frame(1 / fps)
+        shown.append(opt.display_w.clone())
+        expected = target + (start - target) * math.exp(-1.0 / 0.5)
+        assert (opt.display_w - expected).abs().max() < 1e-4
+    assert (shown[0] - shown[1]).abs().max() < 1e-4
+
+
+def test_frame_pixels_are_the_rounded_image(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    opt = LatentOptimizer(G, tiny_clip, CFG, seed=2)
+    pixels = opt.frame_pixels()
+    with torch.no_grad():
+        image = G.synthesis(opt.latent_w(opt.q), transform=opt.transform)[0]
+    expected = ((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).mul(255).add(0.5).floor()
+    assert pixels.dtype == np.uint8 and pixels.shape == (64, 64, 3)
+    assert np.abs(pixels.astype(int) - expected.numpy().astype(int)).max() <= 1

@@ -30,7 +30,7 @@ def test_out_of_memory_halves_cutouts_and_the_show_goes_on(fixture_t, tiny_clip)
     state = ShowState({"steps_per_frame": 1})
     state.set_prompt("a cat", "test")
     worker = EngineWorker(optimizer, OptimizerConfig(), state, clock=time.perf_counter, features=lambda: SILENCE)
-    worker.start()
+    worker.start().go()
     try:
         assert wait_for(lambda: worker.frames.latest()[0] >= 3, timeout=60)
     finally:
@@ -56,7 +56,36 @@ def test_any_step_error_is_counted_and_frames_keep_coming(fixture_t, tiny_clip):
     optimizer.step = flaky
     worker = EngineWorker(optimizer, OptimizerConfig(), ShowState({"steps_per_frame": 1}), clock=time.perf_counter,
                           features=lambda: SILENCE).start()
+    worker.go()
     try:
         assert wait_for(lambda: worker.frames.latest()[0] >= 2 and worker.errors >= 2, timeout=60)
+    finally:
+        worker.stop()
+
+
+def test_warm_up_comes_before_the_clock_and_the_governor_never_sees_it(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    optimizer = LatentOptimizer(G, tiny_clip, OptimizerConfig(cutouts=8), seed=0)
+    warmed, real_warm_up = [], optimizer.warm_up
+
+    def slow_warm_up(counts, progress=None):  # a compile that takes a while, as on a GPU
+        warmed.append(list(counts))
+        time.sleep(0.5)
+        real_warm_up(counts, progress)
+
+    optimizer.warm_up = slow_warm_up
+    clock_reads = []
+    cfg = OptimizerConfig(cutouts=8, min_cutouts=2, frame_budget_ms=20.0)  # 0.5 s would be 25 budgets over
+    worker = EngineWorker(optimizer, cfg, ShowState({"steps_per_frame": 1}),
+                          clock=lambda: clock_reads.append(1) or 0.0, features=lambda: SILENCE).start()
+    try:
+        assert worker.warming_up is not None
+        assert worker.ready.wait(30)
+        assert warmed == [[8, 4, 2]] and worker.warming_up is None
+        time.sleep(0.2)
+        assert not clock_reads and worker.frames.latest()[0] == 0  # nothing runs before the show's go
+        assert worker.governor.frame_s is None and worker.governor.quality.cutouts == 8
+        worker.go()
+        assert wait_for(lambda: worker.frames.latest()[0] >= 1, timeout=30)
     finally:
         worker.stop()

@@ -30,7 +30,8 @@ class ModelConfig:
     generator: str = "stylegan3-t-ffhqu-256x256"  # known name (`vj models`), a .pkl/.safetensors path, or "tiny"
     clip: str = "ViT-B-32/openai"       # open_clip "model/pretrained", a local checkpoint path, or "tiny"
     device: str = "auto"                # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
-    precision: str = "auto"             # "auto" (fp16 on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+    precision: str = "auto"             # "auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "fp32",
+                                        # "fp16", "bf16" (half precision on a CPU works, slowly: for tests)
     cache_dir: str = ""                 # weights cache; "" = $VJ_CACHE or ~/.cache/vj
     offline_fallback: bool = True       # no weights and no network: run tiny random networks, and say so
     truncation_psi: float = 0.7         # starting latent's truncation towards the average
@@ -47,9 +48,10 @@ class OptimizerConfig:
     cue_boost_decay_s: float = 2.0      # seconds for that boost to fade
     audio_gain: float = 1.0             # how much the onset/beat envelope raises the step size (0 = off)
     latent_reg: float = 0.05            # pull of the latent towards the generator's distribution
-    display_ema: float = 0.6            # smoothing of the displayed latent (0 = none, 0.99 = very slow)
+    display_smoothing_s: float = 0.1    # time constant of the displayed latent following the optimised one (0 = none)
     latent_space: str = "w"             # "w" (one vector) or "w+" (one per layer)
-    compile: str = "auto"               # "auto" (compiled + CUDA graphs on CUDA, eager on CPU), "on", "off"
+    compile: str = "auto"               # "auto" (compiled on CUDA, eager on CPU), "on", "off"
+    cuda_graphs: bool = True            # on CUDA: capture the guided step (one graph per cutout count) and replay it
     frame_budget_ms: float = 50.0       # live: fewer steps, then fewer cutouts, when a frame takes longer (0 = off)
     min_cutouts: int = 4                # live: the fewest cutouts the budget may go down to
     test_step_delay_s: float = 0.0      # testing: sleep this long per guided step (simulates a slow GPU)
@@ -150,6 +152,8 @@ def _apply(config: Config, section: str, key: str, value: Any, source: str) -> C
         raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(sections)})")
     current = getattr(config, section)
     hints = typing.get_type_hints(type(current))
+    if key not in hints and f"{section}.{key}" in RENAMED:
+        raise ConfigError(f"{source}: {section}.{key} is gone: use {RENAMED[f'{section}.{key}']}")
     if key not in hints:
         raise ConfigError(f"{source}: unknown key {section}.{key} (known in [{section}]: {', '.join(hints)})")
     checked = _check(value, hints[key], f"{section}.{key}", source)
@@ -178,9 +182,22 @@ def _ip_networks(entries: list[str]) -> str | None:
     return None
 
 
+def _one_of(value: str, allowed: tuple[str, ...]) -> str | None:
+    return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}"
+
+
+# Keys that were replaced, and what to write instead.
+RENAMED = {
+    "optimizer.display_ema": "optimizer.display_smoothing_s (a time constant in seconds, e.g. 0.1: the old "
+                             "per-frame factor made the picture smoother on slower machines)",
+}
+
 # Checks beyond the type, for values a show would otherwise only trip over once it has started.
 VALUE_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "control.osc_allow": _ip_networks,
+    "model.precision": lambda v: _one_of(v, ("auto", "fp32", "fp16", "bf16")),
+    "optimizer.compile": lambda v: _one_of(v, ("auto", "on", "off")),
+    "optimizer.display_smoothing_s": lambda v: None if 0 <= v <= 10 else f"must be between 0 and 10 seconds, got {v}",
     "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",
 }
 

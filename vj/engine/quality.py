@@ -42,6 +42,16 @@ class QualityGovernor:
     def quality(self) -> Quality:
         return Quality(self.step_cap, self.cutouts, self.max_cutouts)
 
+    def cutout_counts(self) -> list[int]:
+        """Every cutout count the governor can choose from here on (largest first): the shapes to warm up."""
+        seen, todo = set(), [self.cutouts]
+        while todo:
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo += [max(self.min_cutouts, n // 2), min(self.max_cutouts, n * 2)]
+        return sorted(seen, reverse=True)
+
     def update(self, frame_s: float, steps_asked: int) -> Quality:
         """After a frame that took frame_s seconds while the show asked for steps_asked steps: the next quality."""
         if self.budget_s <= 0 or steps_asked <= 0:  # holding the image says nothing about step cost

@@ -30,13 +30,13 @@ from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.engine.director import show_state
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker, PublishedFrame
-from vj.models.loading import load_models
+from vj.models.loading import Models, load_models
 from vj.render.compositor import Compositor, EffectInputs
 from vj.render.frametimes import FrameTimes
 from vj.render.hud import Hud
 from vj.render.recorder import ShowRecorder
 from vj.render.offline import effect_inputs
-from vj.render.window import Window
+from vj.render.window import OffscreenWindow, Window
 
 log = logging.getLogger(__name__)
 
@@ -128,11 +128,13 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
               audio_warning: Callable[[], str | None] = lambda: None,
               record: str | Path | None = None, header: dict | None = None,
               clock_running: Callable[[], bool] = lambda: True,
-              on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None) -> int:
-    """Loads the networks, opens control and the window, calls `begin` (audio starts, the clock runs), then draws.
-    `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or None)` is called for
-    every displayed frame (benchmarks)."""
-    models = load_models(cfg.model)
+              on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None,
+              offscreen: bool = False, models: Models | None = None) -> int:
+    """Loads the networks, opens control and the window, warms the engine up, calls `begin` (audio starts, the
+    clock runs), then draws. `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or
+    None)` is called for every displayed frame; `offscreen` draws into an EGL framebuffer instead of a window
+    (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model)."""
+    models = models or load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
     state = show_state(cfg.optimizer)
@@ -144,7 +146,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
     worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
     d = cfg.display
-    window = Window(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
+    window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
     recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf) if record else None
@@ -156,11 +158,14 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
         for when, source, what, value in changes:
             at = max(0.0, when - began_epoch)  # when it happened, not when it was logged
             recorder.control(at, max(0.0, show_now - (ago - at)), source, what, value)
+    worker.start()
+    if not _wait_for_warm_up(window, hud_overlay, worker, state):
+        state.set_flag("quit", True, "key")
     begin()
     began, began_epoch = time.perf_counter(), time.time()  # the show's wall-time origin (recording, control log)
     if recorder is not None:
         recorder.clock(0.0, clock(), clock_running())
-    worker.start()
+    worker.go()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
@@ -221,7 +226,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                     recorder.control(wall, frame.show_time, "timeline", "cue", frame.cue)
                     logged["cue"] = frame.cue
             if hud:
-                hud_overlay.draw(window.ctx.screen, window.framebuffer_size)
+                hud_overlay.draw(window.screen, window.framebuffer_size)
             window.swap()
             swapped = time.perf_counter()
             pacing.tick(swapped)
@@ -268,6 +273,20 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
         hud_overlay.release()
         window.close()
     return 0
+
+
+def _wait_for_warm_up(window: Window | OffscreenWindow, hud: Hud, worker: EngineWorker, state: ShowState) -> bool:
+    """Draws black with the warm-up's progress until the engine is ready; False if the show was quit meanwhile."""
+    while not worker.ready.wait(0.05):
+        if window.should_close or state.snapshot().quit or any(k in (glfw.KEY_ESCAPE, glfw.KEY_Q) for k in window.poll()):
+            return False
+        status = worker.warming_up or ""
+        window.set_title(f"vj  {status}")
+        hud.set_lines([status])
+        window.present(None)
+        hud.draw(window.screen, window.framebuffer_size)
+        window.swap()
+    return True
 
 
 def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, bpm: float, state: ShowState, osc: OscControl,

@@ -88,7 +88,11 @@ class ClipGuide(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        """The type the image tower computes in: that of its first convolution (open_clip's half precision keeps
+        some parameters, such as the positional embedding, in float32)."""
+        visual = self.model.visual
+        conv = next((m for m in visual.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        return conv.weight.dtype if conv is not None else next(visual.parameters()).dtype
 
     @property
     def embed_dim(self) -> int:
@@ -115,7 +119,8 @@ class ClipGuide(torch.nn.Module):
 
 def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "fp32",
               cache_dir: Path | None = None, seed: int = 0) -> ClipGuide:
-    """Loads CLIP by spec; precision 'fp16'/'bf16' only on CUDA. Raises ClipLoadError when weights can't be had."""
+    """Loads CLIP by spec in precision 'fp32', 'fp16' or 'bf16' (any device: half precision on a CPU is slow but
+    runs, for tests). Raises ClipLoadError when weights can't be had."""
     import open_clip
 
     name, pretrained = parse_spec(spec)
@@ -127,9 +132,10 @@ def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "f
     elif pretrained and not Path(pretrained).is_file():
         _hub_offline_unless_reachable()
     device = torch.device(device)
-    oc_precision = {"fp32": "fp32", "fp16": "fp16", "bf16": "bf16"}[precision if device.type == "cuda" else "fp32"]
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ValueError(f"CLIP precision must be fp32, fp16 or bf16, got {precision!r}")
     try:
-        model = open_clip.create_model(name, pretrained=pretrained, precision=oc_precision, device=device,
+        model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
                                        cache_dir=str(cache_dir) if cache_dir else None)
     except Exception as e:  # noqa: BLE001  hub and network errors come in many types; all mean "no weights"
         raise ClipLoadError(

@@ -48,11 +48,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
+    """"auto": bf16 on a CUDA device that has it (fp32's range, so no gradient underflows), fp16 on older ones
+    (the optimizer then scales its loss), fp32 on a CPU. An explicit choice is kept, on a CPU too."""
     if name not in ("auto", "fp32", "fp16", "bf16"):
         raise ModelError(f"model.precision must be auto, fp32, fp16 or bf16, got {name!r}")
+    if name != "auto":
+        return name
     if device.type != "cuda":
         return "fp32"
-    return "fp16" if name == "auto" else name
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
 
 
 def tiny_generator(seed: int = 0) -> Generator:
@@ -94,9 +98,7 @@ def load_models(cfg: ModelConfig) -> Models:
     precision = resolve_precision(cfg.precision, device)
     cache = registry.cache_dir(cfg.cache_dir or None)
     notes: list[str] = []
-    G = _generator(cfg.generator, cache, cfg.offline_fallback, cfg.seed, notes).to(device)
-    if precision == "bf16":
-        G.half_dtype = torch.bfloat16
+    G = _generator(cfg.generator, cache, cfg.offline_fallback, cfg.seed, notes).to(device).set_precision(precision)
     clip = _clip(cfg.clip, cache, device, precision, cfg.offline_fallback, cfg.seed, notes)
     for note in notes:
         log.warning(note)

@@ -7,7 +7,9 @@ for speed or for the live engine:
 - 3x3 modulated convolutions on the CPU run as Winograd F(4x4, 3x3) with the modulation folded into the
   transformed weights (`winograd.py`); elsewhere modulation scales activations instead of building one weight
   per sample, so a batch runs as one plain conv;
-- half precision on CUDA is fp16 or bf16 (`Generator.half_dtype`), chosen inside each layer from the device;
+- precision is chosen inside each layer (`Generator.set_precision`): "auto" is the reference's (fp16 in the
+  `use_fp16` layers on CUDA, fp32 elsewhere); "fp16" / "bf16" run those layers in that type on any device (the
+  CPU tests reach the half-precision branches this way); "fp32" everywhere;
 - the input transform can be passed per call (`G.synthesis(ws, transform=M)`, M [3, 3] or [N, 3, 3]), so the
   engine animates rotation/translation without touching module state;
 - no data-dependent Python branches in forward: `torch.compile(fullgraph=True)` works.
@@ -16,7 +18,8 @@ for speed or for the live engine:
 from __future__ import annotations
 
 import math
-from typing import Any
+import typing
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,6 +27,10 @@ import torch.nn.functional as F
 
 from vj.models import winograd
 from vj.models.filtered_ops import Impl, filtered_lrelu
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
+HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class FullyConnectedLayer(torch.nn.Module):
@@ -214,7 +221,7 @@ class SynthesisLayer(torch.nn.Module):
         w_dim: int,                     # intermediate latent width
         is_torgb: bool,                 # the final ToRGB layer (1x1, linear, no resampling)
         is_critically_sampled: bool,    # cutoff at Nyquist (the last layers)
-        use_fp16: bool,                 # run in half precision on CUDA
+        use_fp16: bool,                 # may run in half precision (see `precision`)
         in_channels: int,
         out_channels: int,
         in_size: int,                   # input size in pixels, margin included
@@ -251,7 +258,7 @@ class SynthesisLayer(torch.nn.Module):
         self.conv_kernel = 1 if is_torgb else conv_kernel
         self.conv_clamp = conv_clamp
         self.magnitude_ema_beta = magnitude_ema_beta
-        self.half_dtype = torch.float16  # what use_fp16 means on CUDA; Generator.half_dtype sets it
+        self.precision: Precision = "auto"  # what use_fp16 means; Generator.set_precision sets it
 
         self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
         self.weight = torch.nn.Parameter(torch.randn([out_channels, in_channels, self.conv_kernel, self.conv_kernel]))
@@ -298,13 +305,21 @@ class SynthesisLayer(torch.nn.Module):
         styles = self.affine(w)  # [N, I]
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.conv_kernel ** 2))
-        dtype = self.half_dtype if (self.use_fp16 and not force_fp32 and x.device.type == "cuda") else torch.float32
+        dtype = torch.float32 if force_fp32 else self.compute_dtype(x.device)
         x = modulated_conv2d(x.to(dtype), self.weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain, bias=self.bias)
         return filtered_lrelu(
             x, self.up_filter, self.down_filter, None, up=self.up_factor, down=self.down_factor,
             padding=self.padding, gain=1 if self.is_torgb else math.sqrt(2), slope=1 if self.is_torgb else 0.2,
             clamp=self.conv_clamp, impl=self.impl)
+
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The type this layer's convolution and filters run in on `device`."""
+        if not self.use_fp16 or self.precision == "fp32":
+            return torch.float32
+        if self.precision == "auto":
+            return torch.float16 if device.type == "cuda" else torch.float32
+        return HALF_DTYPES[self.precision]
 
     def extra_repr(self) -> str:
         return (f"w_dim={self.w_dim}, is_torgb={self.is_torgb}, is_critically_sampled={self.is_critically_sampled}, "
@@ -342,6 +357,11 @@ def modulated_conv2d(
         scale_out = dcoefs * weight_gain
     if winograd.suits(x, weight):
         return winograd.modulated_conv3x3(x, weight, scale_in, scale_out, bias, padding)
+    if scale_out is not None and x.dtype == torch.float16:
+        # Before demodulation the conv's outputs are ~sqrt(fan-in) times its inputs, which can pass fp16's 65504
+        # (activations are clamped at 256 only after the conv). A factor shared by the batch moves to the weight.
+        fan_in_gain = (weight_gain * (weight[0].numel() ** -0.5))[:, None, None, None]  # [O, 1, 1, 1]
+        weight, scale_out = weight * fan_in_gain, dcoefs * weight[0].numel() ** 0.5
     x = x * scale_in.to(x.dtype).reshape(*scale_in.shape, 1, 1)
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
     bias = None if bias is None else bias.to(x.dtype).reshape(1, -1, 1, 1)
@@ -457,22 +477,29 @@ class Generator(torch.nn.Module):
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
 
     @property
-    def half_dtype(self) -> torch.dtype:
-        return self._half_layers()[0].half_dtype
+    def precision(self) -> Precision:
+        return self._layers()[0].precision
 
-    @half_dtype.setter
-    def half_dtype(self, dtype: torch.dtype) -> None:
-        if dtype not in (torch.float16, torch.bfloat16):
-            raise ValueError(f"half_dtype must be torch.float16 or torch.bfloat16, got {dtype}")
-        for layer in self._half_layers():
-            layer.half_dtype = dtype
+    def set_precision(self, precision: Precision) -> "Generator":
+        """What the `use_fp16` layers run in: "auto" (fp16 on CUDA, fp32 elsewhere, as the reference), "fp32", or
+        "fp16" / "bf16" on any device."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        for layer in self._layers():
+            layer.precision = precision
+        return self
 
-    def _half_layers(self) -> list[SynthesisLayer]:
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """The half type the `use_fp16` layers run in on `device` (float32 if none does)."""
+        dtypes = {layer.compute_dtype(device) for layer in self._layers()} - {torch.float32}
+        return dtypes.pop() if dtypes else torch.float32
+
+    def _layers(self) -> list[SynthesisLayer]:
         return [m for m in self.modules() if isinstance(m, SynthesisLayer)]
 
     def set_impl(self, impl: Impl) -> None:
         """Choose the filtered-lrelu implementation of every layer ("fast" or "ref")."""
-        for layer in self._half_layers():
+        for layer in self._layers():
             layer.impl = impl
 
     def forward(

@@ -94,7 +94,7 @@ def render_video(
                     controls.apply_until(state, t)
                 show_t = controls.show_time(t) if controls else t
                 plan = director.plan(t, features, timeline.at(show_t))
-                frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform)
+                frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
                 compositor.upload(frame)
                 if plan.snapshot.blackout:
                     shown = np.zeros((r.height, r.width, 3), np.uint8)

@@ -1,5 +1,6 @@
 """The live window: glfw + moderngl, windowed or full screen on a chosen monitor. It only draws and reports keys;
-the show loop decides what to draw."""
+the show loop decides what to draw. `OffscreenWindow` is the same surface without a display (EGL and a framebuffer):
+the live benchmark and the device check run the whole show with it."""
 
 from __future__ import annotations
 
@@ -51,27 +52,22 @@ class Window:
         self._present_vao = self.ctx.vertex_array(self._present, [])
         log.info("window %dx%d on %s", *self.framebuffer_size, self.ctx.info["GL_RENDERER"])
 
+    @property
+    def screen(self) -> moderngl.Framebuffer:
+        """What present() and the HUD draw into."""
+        return self.ctx.screen
+
     def _on_key(self, window, key, scancode, action, mods) -> None:
         if action == glfw.PRESS:
             self.keys.append(key)
 
     def present(self, texture: moderngl.Texture | None) -> None:
         """Draws the texture over the whole window (black if None); the HUD may draw on top before swap()."""
-        screen = self.ctx.screen
-        screen.use()
-        screen.viewport = (0, 0, *self.framebuffer_size)
-        self.ctx.clear(0.0, 0.0, 0.0)
-        if texture is not None:
-            texture.use(0)
-            self._present["u_input"].value = 0
-            self._present_vao.render(moderngl.TRIANGLES, vertices=3)
+        _present(self.ctx, self.screen, self.framebuffer_size, self._present, self._present_vao, texture)
 
     def read(self) -> np.ndarray:
         """What the window shows now, [H, W, 3] uint8, top row first (before swap())."""
-
-        w, h = self.framebuffer_size
-        data = self.ctx.screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
-        return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1]
+        return _read(self.screen, self.framebuffer_size)
 
     @property
     def framebuffer_size(self) -> tuple[int, int]:
@@ -114,3 +110,62 @@ class Window:
         self.ctx.release()
         glfw.destroy_window(self.handle)
         glfw.terminate()
+
+
+class OffscreenWindow:
+    """A window's interface over an EGL context and a framebuffer: no display, no keys; swap() waits for the GPU
+    to finish the frame, as a swap with vsync off would."""
+
+    def __init__(self, width: int, height: int, title: str = "vj", *_: object, **__: object):
+        from vj.render.compositor import headless_context
+
+        self.ctx = headless_context()
+        self.screen = self.ctx.simple_framebuffer((width, height), components=4)
+        self.framebuffer_size = (width, height)
+        self.title = title
+        self.should_close = False
+        self._present = self.ctx.program(vertex_shader=_source(SHADER_DIR / "fullscreen.vert"),
+                                         fragment_shader=_source(SHADER_DIR / "present.frag"))
+        self._present_vao = self.ctx.vertex_array(self._present, [])
+        log.info("offscreen %dx%d on %s", width, height, self.ctx.info["GL_RENDERER"])
+
+    def present(self, texture: moderngl.Texture | None) -> None:
+        _present(self.ctx, self.screen, self.framebuffer_size, self._present, self._present_vao, texture)
+
+    def read(self) -> np.ndarray:
+        return _read(self.screen, self.framebuffer_size)
+
+    def poll(self) -> list[int]:
+        return []
+
+    def toggle_fullscreen(self, monitor: int = 0) -> None:
+        pass
+
+    def set_title(self, title: str) -> None:
+        self.title = title
+
+    def swap(self) -> None:
+        self.ctx.finish()
+
+    def close(self) -> None:
+        self._present_vao.release()
+        self._present.release()
+        self.screen.release()
+        self.ctx.release()
+
+
+def _present(ctx: moderngl.Context, screen: moderngl.Framebuffer, size: tuple[int, int], program: moderngl.Program,
+             vao: moderngl.VertexArray, texture: moderngl.Texture | None) -> None:
+    screen.use()
+    screen.viewport = (0, 0, *size)
+    ctx.clear(0.0, 0.0, 0.0)
+    if texture is not None:
+        texture.use(0)
+        program["u_input"].value = 0
+        vao.render(moderngl.TRIANGLES, vertices=3)
+
+
+def _read(screen: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    data = screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
+    return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1]

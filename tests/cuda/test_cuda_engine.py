@@ -1,0 +1,82 @@
+"""The engine on a CUDA device: graphs captured and replayed, warm-up without a trace, precision, frame transfer.
+
+The tiny random StyleGAN3-T (not the reference fixtures: ../shared does not travel to a lent device)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from vj.config import OptimizerConfig
+from vj.cues.prompts import WeightedPrompt
+from vj.engine.optimizer import LatentOptimizer
+from vj.models.clip import load_clip
+from vj.models.loading import resolve_precision, tiny_generator
+
+CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_smoothing_s=0.0, compile="off")
+DEVICE = torch.device("cuda")
+
+
+@pytest.fixture(scope="module")
+def networks():
+    G = tiny_generator(seed=0).to(DEVICE).set_precision("fp32")
+    ws = G.mapping(torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(0)).to(DEVICE), None)
+    return G, load_clip("tiny", DEVICE, "fp32", seed=0), ws
+
+
+def _optimizer(networks, **changes) -> LatentOptimizer:
+    G, clip, _ = networks
+    opt = LatentOptimizer(G, clip, dataclasses.replace(CFG, **changes), seed=3)
+    opt.set_prompts([WeightedPrompt("a red sunset over the sea"), WeightedPrompt("text", -0.3)])
+    return opt
+
+
+@pytest.mark.parametrize("compile", ["off", "on"])
+def test_guided_steps_replay_graphs_and_match_eager(networks, compile):
+    captured = _optimizer(networks, cuda_graphs=True, compile=compile)
+    eager = _optimizer(networks, cuda_graphs=False)
+    start = captured.q.clone()
+    captured.warm_up([4, 2])
+    assert captured.graphs is not None and captured.graphs.captures == 3  # two cutout counts and the frame
+    assert torch.equal(captured.q, start) and int(captured.steps_taken) == 0  # warm-up leaves no trace
+    replays = captured.graphs.replays
+    for _ in range(5):
+        a, b = captured.step(0.05), eager.step(0.05)
+        assert abs(float(a.loss) - float(b.loss)) < 1e-3
+    assert captured.graphs.replays == replays + 5 and captured.graphs.captures == 3  # replayed, nothing new
+    assert (captured.q - eager.q).abs().max() < 1e-3 and not torch.equal(captured.q, start)
+    captured.set_cutouts(2)
+    captured.step()
+    assert captured.graphs.captures == 3  # a warmed-up count needs no capture in the show
+
+
+def test_frame_pixels_come_back_as_uint8(networks):
+    opt = _optimizer(networks, cuda_graphs=True)
+    pixels = opt.frame_pixels(None)
+    with torch.no_grad():
+        image = opt.G.synthesis(opt.latent_w(opt.q), transform=opt.transform)[0].cpu()
+    expected = ((image.permute(1, 2, 0) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+    assert pixels.dtype.name == "uint8" and pixels.shape == expected.shape
+    assert abs(pixels.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_auto_precision_is_bf16_where_the_gpu_has_it():
+    expected = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    assert resolve_precision("auto", DEVICE) == expected
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_half_precision_on_the_device(networks, precision):
+    G, _, ws = networks
+    with torch.no_grad():
+        full = G.set_precision("fp32").synthesis(ws)
+        half = G.set_precision(precision).synthesis(ws)
+    assert float((half - full).norm() / full.norm()) < {"fp16": 0.01, "bf16": 0.08}[precision]
+    clip = load_clip("tiny", DEVICE, precision, seed=0)
+    opt = LatentOptimizer(G, clip, dataclasses.replace(CFG, cuda_graphs=True), seed=3)
+    opt.set_prompts([WeightedPrompt("a red sunset over the sea", 1e-6)])  # small gradients: fp16 needs scaling
+    losses = [float(opt.step().loss) for _ in range(20)]
+    G.set_precision("fp32")
+    assert sum(losses[-5:]) < sum(losses[:5]) * 0.97 and int(opt.skipped) == 0
