@@ -43,3 +43,13 @@ soak: setup
 
 clean:
 	rm -rf $(OUT) .pytest_cache
+
+# For the lent GPU machine, which has no network: `make wheels` (here) fetches into .whl/ and .gl/ what its image
+# lacks; `make gpu-check` runs scripts/gpu_check.py there (carry .whl and .gl) or here, results in $(OUT)/gpu-check.
+.PHONY: wheels gpu-check
+
+wheels: $(VENV)/.installed
+	@VENV=$(VENV) scripts/gpu_wheels.sh
+
+gpu-check:
+	@scripts/gpu_check.sh $(OUT)/gpu-check

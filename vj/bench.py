@@ -53,52 +53,101 @@ def timed(fn: Callable[[], object], repeats: int, warmup: int = 1, cuda: bool = 
     return {"ms_median": round(statistics.median(times), 2), "ms_min": round(min(times), 2), "runs": repeats}
 
 
-def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp32", compiled: bool = False,
-              repeats: int = 3) -> dict:
-    """Synthesis ms/frame at batch 1 with random weights."""
+def random_generator(arch: str, resolution: int, device: str = "cpu"):
+    """A StyleGAN3 of a named architecture (ARCHS, or "tiny": the test-sized one) with random weights."""
+    from vj.models.loading import TINY_GENERATOR
     from vj.models.stylegan3 import Generator
 
-    if device == "cpu":
-        keep_freed_memory()  # as vj's model loading does
     torch.manual_seed(0)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
-                  mapping_kwargs={"num_layers": 2}, **ARCHS[arch]).eval().requires_grad_(False).to(device)
-    if dtype == "bf16":
-        G.half_dtype = torch.bfloat16
-    ws = G.mapping(torch.randn(1, 512, device=device), None)
-    synthesis = torch.compile(G.synthesis, fullgraph=True) if compiled else G.synthesis
-    force_fp32 = dtype == "fp32"
+    if arch == "tiny":
+        kwargs = dict(TINY_GENERATOR)
+    else:
+        kwargs = dict(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
+                      mapping_kwargs={"num_layers": 2}, **ARCHS[arch])
+    return Generator(**kwargs).eval().requires_grad_(False).to(device)
+
+
+def _memory(cuda: bool) -> dict:
+    return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if cuda else {}
+
+
+def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp32", compiled: bool = False,
+              repeats: int = 3, graphs: bool = False) -> dict:
+    """Synthesis ms/frame at batch 1 with random weights: eager, compiled, and/or replayed as a CUDA graph."""
+    from vj.engine.graphs import CapturedCalls
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        keep_freed_memory()  # as vj's model loading does
+    G = random_generator(arch, resolution, device).set_precision(dtype)
+    ws = G.mapping(torch.randn(1, G.z_dim, device=device), None)
+    synthesis = torch.compile(G.synthesis, fullgraph=True, dynamic=False) if compiled else G.synthesis
+    captured = CapturedCalls(torch.device(device), lambda: (lambda: None)) if graphs and cuda else None
     with torch.no_grad():
-        result = timed(lambda: synthesis(ws, force_fp32=force_fp32), repeats, cuda=device.startswith("cuda"))
+        call = (lambda: captured.run("synthesis", lambda: (synthesis(ws),))) if captured else (lambda: synthesis(ws))
+        result = timed(call, repeats, warmup=2, cuda=cuda)
     params = sum(p.numel() for p in G.synthesis.parameters())
-    return {"what": "synthesis", "arch": arch, "resolution": resolution, "device": device, "dtype": dtype,
-            "compiled": compiled, "batch": 1, "params_M": round(params / 1e6, 2), **result}
+    return {"what": "synthesis", "arch": arch, "resolution": G.img_resolution, "device": device, "dtype": dtype,
+            "compiled": compiled, "graphs": captured is not None, "batch": 1, "params_M": round(params / 1e6, 2),
+            **result, **({"graph_replays": captured.replays} if captured else {}), **_memory(cuda)}
 
 
 def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T", clip: str = "tiny",
-             device: str = "cpu", repeats: int = 3, precision: str = "fp32", compile: str = "off") -> dict:
-    """Guided steps per second (forward through G and CLIP, backward, update) with random weights."""
+             device: str = "cpu", repeats: int = 3, precision: str = "fp32", compile: str = "off",
+             graphs: bool = True) -> dict:
+    """Guided steps per second (forward through G and CLIP, backward, update) with random weights, as the engine
+    runs them (on CUDA: captured after a warm-up, unless graphs=False)."""
     from vj.config import OptimizerConfig
     from vj.cues.prompts import WeightedPrompt
     from vj.engine.optimizer import LatentOptimizer
     from vj.models.clip import load_clip
-    from vj.models.stylegan3 import Generator
 
-    if device == "cpu":
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    else:
         keep_freed_memory()  # as vj's model loading does
-    torch.manual_seed(0)
-    G = Generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=resolution, img_channels=3,
-                  mapping_kwargs={"num_layers": 2}, **ARCHS[generator_arch]).eval().requires_grad_(False).to(device)
-    if precision == "bf16":
-        G.half_dtype = torch.bfloat16
+    G = random_generator(generator_arch, resolution, device).set_precision(precision)
     # Random weights for a named architecture: open_clip builds it without downloading anything.
     guide = load_clip(clip if clip == "tiny" else f"{clip}/random", device, precision)
-    optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts, compile=compile))
+    optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts, compile=compile, cuda_graphs=graphs))
     optimizer.set_prompts([WeightedPrompt("a neon city at night")])
-    result = timed(lambda: optimizer.step(), repeats, cuda=device.startswith("cuda"))
-    return {"what": "guided step", "generator": f"{generator_arch} @ {resolution}", "clip": clip, "cutouts": cutouts,
-            "device": device, "precision": precision, "compiled": optimizer.compiled, **result,
-            "steps_per_s": round(1000 / result["ms_median"], 2)}
+    started = time.perf_counter()
+    optimizer.warm_up([cutouts])
+    warm_up_s = time.perf_counter() - started
+    before = optimizer.graphs.replays if optimizer.graphs else 0
+    result = timed(lambda: optimizer.step(), repeats, cuda=cuda)
+    replays = (optimizer.graphs.replays - before) if optimizer.graphs else 0
+    return {"what": "guided step", "generator": f"{generator_arch} @ {G.img_resolution}", "clip": clip,
+            "cutouts": cutouts, "device": device, "precision": precision, "compiled": optimizer.compiled,
+            "graphs": optimizer.graphs is not None, **result, "steps_per_s": round(1000 / result["ms_median"], 2),
+            "warm_up_s": round(warm_up_s, 2), "graph_replays": replays, "skipped_steps": int(optimizer.skipped),
+            "loss_scale": float(optimizer.loss_scale), **_memory(cuda)}
+
+
+def transfer(size: int = 1024, repeats: int = 50) -> dict:
+    """What a displayed frame costs between GPU and host, as the engine moves it: the uint8 frame into pinned host
+    memory (asynchronous copy, then waiting for it), the same into pageable memory, and the 3x3 input transform
+    up through pinned memory without a sync."""
+    device = torch.device("cuda")
+    frame = torch.randint(0, 255, (size, size, 3), dtype=torch.uint8, device=device)
+    matrix = np.eye(3, dtype=np.float32)
+    target = torch.empty(3, 3, device=device)
+
+    def to_pinned() -> None:
+        host = torch.empty(frame.shape, dtype=torch.uint8, pin_memory=True)
+        host.copy_(frame, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+
+    def upload() -> None:
+        target.copy_(torch.from_numpy(matrix).pin_memory().to(device, non_blocking=True), non_blocking=True)
+
+    return {"what": "frame transfer", "frame": f"{size}x{size}x3 uint8", "mib": round(frame.numel() / 2 ** 20, 2),
+            "to_pinned_host": timed(to_pinned, repeats, cuda=True),
+            "to_pageable_host": timed(lambda: frame.cpu(), repeats, cuda=True),
+            "transform_upload": timed(upload, repeats, cuda=True)}
 
 
 def compositor(width: int, height: int, frame_size: int = 512, repeats: int = 20) -> dict:
@@ -125,12 +174,14 @@ def compositor(width: int, height: int, frame_size: int = 512, repeats: int = 20
     return out
 
 
-def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3.0) -> dict:
+def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3.0, offscreen: bool = False,
+         models=None) -> dict:
     """The live show as `vj live` runs it (window, engine worker, effects), measured: display fps and frame times,
     guided steps/s, and audio-to-screen latency. A feeder thread writes audio blocks into the input ring at the
     real-time pace, as the audio callback does, with a click every `click_every` seconds; the latency of a click
     is from its block entering the ring to the swap of the first displayed frame whose effect inputs carry the
-    onset (the device's own input latency, about one block, comes on top). Needs a display (Xvfb will do)."""
+    onset (the device's own input latency, about one block, comes on top). Needs a display (Xvfb will do), unless
+    `offscreen` (EGL, no window)."""
     import threading
 
     from vj.audio.features import FeatureExtractor
@@ -177,7 +228,7 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
 
     try:
         run_show(cfg, lambda: time.perf_counter() - began[0], lambda: analyzer.features, None, seconds + warmup,
-                 seek=lambda t: None, begin=begin, on_frame=on_frame)
+                 seek=lambda t: None, begin=begin, on_frame=on_frame, offscreen=offscreen, models=models)
     finally:
         stop.set()
         analyzer.stop()

@@ -1,0 +1,272 @@
+"""The device check: everything vj needs to know about a GPU, measured in one run within a time budget.
+
+On a lent GPU (`make gpu-check` there, see README) it runs, most important first, until its budget is spent:
+the CUDA tests (tests/cuda: CUDA graphs replay, warm-up, half precision on the device), the frame transfer, the
+guided step (StyleGAN3-T 512 + ViT-B/32 at 8, 16 and 32 cutouts in bf16, fp16 and fp32, graphs on and off), the
+generator (T and R at 256 and 512 and the published 256 configuration; fp32, fp16, bf16; eager and graph-replayed),
+the live show with no window (EGL, 1080p), then the compiled cases (each in a child process it can stop). Random
+weights everywhere: the timings do not depend on them, and nothing can be downloaded there.
+
+On a machine without CUDA the same command runs the same sections with the tiny networks (in well under a minute;
+`make test` runs it) and marks the CUDA rows absent. It writes gpu_check.json and gpu_check.md into --out and
+prints the Markdown last.
+
+    python scripts/gpu_check.py --out out/gpu-check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from vj import bench
+from vj import config as config_mod
+
+REPO = Path(__file__).resolve().parents[1]
+TARGETS = {  # on one H100/H200 (issue: the engine on a GPU)
+    "synthesis_T512_half_ms": 5.0,
+    "guided_T512_vitb32_32cut_steps_per_s": 180.0,
+    "live_1080p_frame_p99_ms": 16.7,
+    "live_steps_per_displayed_frame": 3.0,
+    "live_audio_to_screen_p99_ms": 40.0,
+}
+
+
+class Budget:
+    def __init__(self, seconds: float):
+        self.deadline = time.monotonic() + seconds
+
+    @property
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+def run_rows(rows: list[dict], name: str, cases: list[dict], measure: Callable[..., dict], budget: Budget,
+             cuda: bool, min_left: float = 5.0) -> None:
+    """measure(**case) for each case in order, one row each: the figures, or why there are none."""
+    for case in cases:
+        row = {"section": name, **case}
+        if case.get("device", "cpu").startswith("cuda") and not cuda:
+            row["status"] = "absent (no CUDA device)"
+        elif budget.left < min_left:
+            row["status"] = "not run (time budget spent)"
+        else:
+            try:
+                row.update(measure(**case))
+                row["status"] = "ok"
+            except Exception as e:  # noqa: BLE001  one failed case must not cost the rest of the device time
+                row["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                traceback.print_exc()
+            if cuda:
+                torch.cuda.empty_cache()
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+
+def _in_child(measure: Callable[..., dict], case: dict, timeout: float) -> dict:
+    """measure(**case) in a spawned process, stopped after timeout seconds (a compile can outlast a budget)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pending = pool.apply_async(measure, (), case)
+        try:
+            return pending.get(timeout=max(1.0, timeout))
+        except multiprocessing.TimeoutError:
+            pool.terminate()
+            raise TimeoutError(f"stopped after {timeout:.0f} s (compiling)") from None
+
+
+def environment(cuda: bool) -> dict:
+    info = bench.machine()
+    if cuda:
+        props = torch.cuda.get_device_properties(0)
+        info.update(capability=f"{props.major}.{props.minor}", gpu_memory_gib=round(props.total_memory / 2 ** 30, 1),
+                    bf16=torch.cuda.is_bf16_supported(including_emulation=False),
+                    cuda_runtime=torch.version.cuda)
+    try:
+        from vj.render.compositor import headless_context
+
+        ctx = headless_context()
+        info["gl_renderer"] = ctx.info["GL_RENDERER"]
+        ctx.release()
+    except Exception as e:  # noqa: BLE001
+        info["gl_renderer"] = f"none: {type(e).__name__}: {e}"
+    return info
+
+
+def cuda_tests(cuda: bool, budget: Budget, out: Path) -> dict:
+    if not cuda:
+        return {"status": "absent (no CUDA device)"}
+    timeout = min(240.0, budget.left - 60)
+    try:
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda"],
+                              cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        (out / "cuda_tests.log").write_text((e.stdout or b"").decode() if isinstance(e.stdout, bytes) else e.stdout or "")
+        return {"status": f"timed out after {timeout:.0f} s"}
+    (out / "cuda_tests.log").write_text(done.stdout + done.stderr)
+    summary = [line for line in done.stdout.splitlines() if " passed" in line or " failed" in line or "error" in line]
+    return {"status": "ok" if done.returncode == 0 else "failed", "summary": summary[-1] if summary else "",
+            "exit_code": done.returncode}
+
+
+def live_case(size: str, seconds: float, overrides: list[str], networks: tuple[str, str, int] | None = None) -> dict:
+    """The live show offscreen; networks = (generator architecture, CLIP model, resolution) with random weights
+    (None: as the overrides say)."""
+    width, height = size.split("x")
+    cfg = config_mod.load(None, [f"display.width={width}", f"display.height={height}", "display.vsync=false",
+                                 "display.max_fps=0", "display.hud=false", *overrides])
+    cuda = torch.cuda.is_available()
+    models = None
+    if networks is not None:
+        from vj.models.clip import load_clip
+        from vj.models.loading import Models, resolve_device, resolve_precision
+
+        arch, clip, resolution = networks
+        device = resolve_device(cfg.model.device)
+        precision = resolve_precision(cfg.model.precision, device)
+        G = bench.random_generator(arch, resolution, str(device)).set_precision(precision)
+        models = Models(G, load_clip(f"{clip}/random", device, precision), device)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    result = bench.live(cfg, seconds, warmup=2.0, offscreen=True, models=models)
+    result.update(settings=overrides, networks=networks or "tiny", **bench._memory(cuda))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
+    parser.add_argument("--budget-s", type=float, default=None, help="seconds for the whole check (default: 420 "
+                        "with CUDA, 120 without)")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    budget = Budget(args.budget_s or (420.0 if cuda else 120.0))
+    started = time.monotonic()
+    report: dict = {"machine": environment(cuda), "cuda": cuda, "targets": TARGETS}
+    print(json.dumps(report["machine"]), flush=True)
+    report["cuda_tests"] = cuda_tests(cuda, budget, out)
+    print(json.dumps({"cuda_tests": report["cuda_tests"]}), flush=True)
+    rows: list[dict] = []
+    report["rows"] = rows
+
+    run_rows(rows, "frame transfer", [dict(device="cuda", size=1024)], lambda device, size: bench.transfer(size),
+             budget, cuda)
+
+    # Guided steps as the engine runs them: the full-size pair on CUDA, the tiny pair everywhere.
+    guided = [dict(resolution=64, generator_arch="tiny", clip="tiny", cutouts=4, precision=p, device="cpu",
+                   repeats=3) for p in ("fp32", "bf16", "fp16")]
+    guided += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, precision=p, device="cuda",
+                    repeats=20, graphs=g)
+               for p in ("bf16", "fp16", "fp32") for g in (True, False) for n in (8, 16, 32)]
+    run_rows(rows, "guided step", guided, bench.guidance, budget, cuda)
+
+    synthesis = [dict(arch="tiny", resolution=64, dtype=d, device="cpu", repeats=3) for d in ("fp32", "bf16", "fp16")]
+    synthesis += [dict(arch=arch, resolution=res, dtype=d, device="cuda", repeats=20, graphs=g)
+                  for arch, res in (("T", 512), ("T", 256), ("T-published-256", 256), ("R", 512), ("R", 256),
+                                    ("R-published-256", 256))
+                  for d in ("fp16", "bf16", "fp32") for g in (True, False)]
+    run_rows(rows, "synthesis", synthesis, bench.generator, budget, cuda)
+
+    # The live show as `vj live` runs it (compile off: a compile would not fit the budget), offscreen.
+    tiny = ["model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=4", "optimizer.min_cutouts=2"]
+    full = ["optimizer.cutouts=32", "optimizer.min_cutouts=8", "optimizer.compile=off", "optimizer.frame_budget_ms=16"]
+    live = [dict(size="640x360", seconds=4.0, overrides=tiny, device="cpu"),
+            dict(size="1920x1080", seconds=10.0, overrides=full, networks=("T-published-256", "ViT-B-32", 256),
+                 device="cuda")]
+    run_rows(rows, "live (offscreen)", live, lambda device, **kw: live_case(**kw), budget, cuda, min_left=40)
+
+    # Compiled (inductor) cases last: each compiles for a minute or more, in a child the budget can stop.
+    compiled = [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=32, precision="bf16",
+                     device="cuda", repeats=20, compile="on", graphs=True)]
+    run_rows(rows, "guided step (compiled)", compiled,
+             lambda **case: _in_child(bench.guidance, case, budget.left - 10), budget, cuda, min_left=60)
+    compiled = [dict(arch="T", resolution=512, dtype=d, device="cuda", repeats=20, compiled=True, graphs=True)
+                for d in ("bf16", "fp16")]
+    run_rows(rows, "synthesis (compiled)", compiled,
+             lambda **case: _in_child(bench.generator, case, budget.left - 10), budget, cuda, min_left=45)
+
+    report["seconds"] = round(time.monotonic() - started, 1)
+    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+    markdown = summary(report)
+    (out / "gpu_check.md").write_text(markdown)
+    print(markdown, flush=True)
+
+
+def _fmt(value) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def summary(report: dict) -> str:
+    """The report as Markdown: machine, tests, one table per section, and the targets met or not."""
+    m, rows = report["machine"], report["rows"]
+    lines = [f"# vj device check ({m.get('date', '')[:16]})", "",
+             f"Machine: {m.get('cuda', 'no CUDA device')} (capability {m.get('capability', '-')}, "
+             f"{m.get('gpu_memory_gib', '-')} GiB, bf16 {m.get('bf16', '-')}), torch {m['torch']}, "
+             f"CUDA {m.get('cuda_runtime', '-')}, GL: {m.get('gl_renderer', '-')}. Check took {report['seconds']} s.",
+             "", f"CUDA tests: {report['cuda_tests'].get('status')} {report['cuda_tests'].get('summary', '')}", ""]
+    columns = {
+        "frame transfer": ["frame", "to_pinned_host", "to_pageable_host", "transform_upload"],
+        "guided step": ["generator_arch", "resolution", "clip", "cutouts", "device", "precision", "graphs", "ms_median",
+                        "steps_per_s", "graph_replays", "skipped_steps", "warm_up_s", "peak_gpu_mib"],
+        "synthesis": ["arch", "resolution", "device", "dtype", "graphs", "ms_median", "ms_min", "graph_replays",
+                      "peak_gpu_mib"],
+        "live (offscreen)": ["display_size", "device", "display_fps", "frame_ms", "guided_steps_per_s",
+                             "steps_per_displayed_frame", "audio_to_screen_ms", "peak_gpu_mib"],
+    }
+    columns["guided step (compiled)"] = columns["guided step"]
+    columns["synthesis (compiled)"] = columns["synthesis"]
+    for section, names in columns.items():
+        section_rows = [r for r in rows if r["section"] == section]
+        if not section_rows:
+            continue
+        lines += [f"## {section}", "", "| " + " | ".join(names + ["status"]) + " |",
+                  "|" + "---|" * (len(names) + 1)]
+        for r in section_rows:
+            cells = []
+            for name in names:
+                value = r.get(name)
+                if isinstance(value, dict):  # timed() or stats(): the median / p50-p99
+                    value = value.get("ms_median", None) if "ms_median" in value else \
+                        f"{value.get('p50', '-')} / {value.get('p99', '-')}"
+                cells.append(_fmt(value))
+            lines.append("| " + " | ".join(cells + [r["status"]]) + " |")
+        lines.append("")
+    lines += ["## Targets (one H100/H200)", "", "| target | goal | measured |", "|---|---|---|"]
+    for name, goal, measured in _targets(rows):
+        lines.append(f"| {name} | {goal} | {measured} |")
+    return "\n".join(lines) + "\n"
+
+
+def _targets(rows: list[dict]) -> list[tuple[str, str, str]]:
+    def best(section: str, match: Callable[[dict], bool], key: Callable[[dict], float], low: bool) -> str:
+        found = [key(r) for r in rows if r["section"].startswith(section) and r["status"] == "ok" and match(r)]
+        return "absent" if not found else f"{(min if low else max)(found):g}"
+
+    cuda = lambda r: r.get("device", "").startswith("cuda")  # noqa: E731
+    live = [r for r in rows if r["section"].startswith("live") and cuda(r) and r["status"] == "ok"]
+    return [
+        ("StyleGAN3-T 512 synthesis, batch 1, half (ms)", "<= 5",
+         best("synthesis", lambda r: cuda(r) and r["arch"] == "T" and r["resolution"] == 512 and r["dtype"] != "fp32",
+              lambda r: r["ms_median"], low=True)),
+        ("guided step T-512 + ViT-B/32, 32 cutouts (steps/s)", ">= 180",
+         best("guided step", lambda r: cuda(r) and r["cutouts"] == 32, lambda r: r["steps_per_s"], low=False)),
+        ("live 1080p frame time p99 (ms)", "<= 16.7", _fmt(live[0]["frame_ms"].get("p99")) if live else "absent"),
+        ("guided steps per displayed frame", ">= 3", _fmt(live[0]["steps_per_displayed_frame"]) if live else "absent"),
+        ("audio-to-screen p99 (ms)", "<= 40", _fmt(live[0]["audio_to_screen_ms"].get("p99")) if live else "absent"),
+    ]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
