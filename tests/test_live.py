@@ -122,3 +122,42 @@ def test_bench_live_measures_the_show_and_sees_the_clicks_on_screen(x_display, t
     (result,) = json.loads(out.read_text())["results"]
     assert result["frame_ms"]["n"] > 20 and result["display_fps"] > 0 and result["guided_steps_per_s"] > 0
     assert result["clicks"] >= 7 and result["audio_to_screen_ms"]["n"] >= result["clicks"] - 2
+
+
+def test_rehearsal_ends_when_the_track_ends_wherever_seeks_took_it(x_display, tmp_path):
+    """Not after the track's length of wall time: a seek to near the end ends it soon after, and says so."""
+    wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "14",
+                    "--bpm", "124"], check=True)
+    lrc.write_text("[00:00.00]first cue\n[00:12.00]last cue\n")
+    port = free_port()
+    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "-v"], x_display, port)
+    try:
+        lines = wait_for_line(proc, "window ")
+        oscsend(port, "/vj/seek", "f", "12.5")
+        sought = time.time()
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 0, out
+    assert time.time() - sought < 8.0, out  # 1.5 s of track were left; the wall timer had over 10 s
+    ending = out[out.index("the track ended at 14.0 s: the rehearsal is over"):]
+    assert "audio output lost" not in ending
+
+
+def test_rehearsal_loops_when_asked(x_display, tmp_path):
+    wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "3",
+                    "--bpm", "124"], check=True)
+    lrc.write_text("[00:00.00]first cue\n")
+    port = free_port()
+    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "--loop", "--start", "1"], x_display, port)
+    try:
+        wait_for_line(proc, "playing it again from 1.0 s", timeout=60)
+        wait_for_line(proc, "playing it again from 1.0 s", timeout=30)  # and again: the loop goes on
+        oscsend(port, "/vj/quit")
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "rehearsal is over" not in out

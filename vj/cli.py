@@ -96,7 +96,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
-                         record=args.record)
+                         record=args.record, loop=args.loop)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -299,7 +299,9 @@ def build_parser() -> Parser:
     p.add_argument("audio", help="audio file to play")
     p.add_argument("--lrc", required=True, metavar="FILE", help="the cue sheet to rehearse")
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start at S seconds into the track")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: end of the track)")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of the track from --start "
+                   "(default: at the end of the track)")
+    p.add_argument("--loop", action="store_true", help="when the track ends, play it again from --start")
     p.add_argument("--record", metavar="OUT.mp4", help="record the displayed frames and a control log")
 
     p = command("replay", cmd_replay, "re-render a recorded show offline from its control log, at any size")

@@ -82,7 +82,9 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
 
 
 def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, duration: float | None = None,
-                  start: float = 0.0, record: str | Path | None = None) -> int:
+                  start: float = 0.0, record: str | Path | None = None, loop: bool = False) -> int:
+    """Plays the track from `start` and follows its cue sheet; ends when playback reaches the end of the track
+    (or start + duration seconds of it), wherever seeks took it; with `loop`, plays it again from `start`."""
     timeline = _timeline(cfg, lrc_path)
     samples, rate = read_audio(audio_path)
     # No output device, or one that goes away: the track is followed silently, and played again when it is back.
@@ -93,10 +95,26 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
         player.start()
         analyzer.start()
 
-    end = samples.shape[0] / rate - start
+    end = samples.shape[0] / rate if duration is None else min(samples.shape[0] / rate, start + duration)
+
+    seeking_back = [False]  # a loop's seek is asked and not yet played
+
+    def track_ended() -> bool:  # on the track's own clock, not the wall's: seeks and a slow device move it
+        if not (player.finished or player.clock >= end):
+            seeking_back[0] = False
+            return False
+        if loop:
+            if not seeking_back[0]:
+                seeking_back[0] = True
+                player.seek(start)
+                log.info("the track ended at %.1f s: playing it again from %.1f s", end, start)
+            return False
+        log.info("the track ended at %.1f s: the rehearsal is over", end)
+        return True
+
     try:
-        return run_show(cfg, lambda: player.clock, lambda: analyzer.features, timeline,
-                        min(duration, end) if duration else end, seek=player.seek, begin=begin,
+        return run_show(cfg, lambda: player.clock, lambda: analyzer.features, timeline, None, ended=track_ended,
+                        seek=player.seek, begin=begin,
                         record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path),
                         audio_warning=lambda: player.status if player.lost else None)
     finally:
@@ -129,11 +147,13 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
               record: str | Path | None = None, header: dict | None = None,
               clock_running: Callable[[], bool] = lambda: True,
               on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None,
-              offscreen: bool = False, models: Models | None = None) -> int:
+              offscreen: bool = False, models: Models | None = None,
+              ended: Callable[[], bool] = lambda: False) -> int:
     """Loads the networks, opens control and the window, warms the engine up, calls `begin` (audio starts, the
     clock runs), then draws. `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or
     None)` is called for every displayed frame; `offscreen` draws into an EGL framebuffer instead of a window
-    (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model)."""
+    (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model). The show ends on quit,
+    after `duration` seconds of wall time, or when `ended()` says so (a rehearsal's track)."""
     models = models or load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
@@ -175,7 +195,7 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
-            if duration is not None and now - began >= duration:
+            if (duration is not None and now - began >= duration) or ended():
                 break
             for key in window.poll():
                 if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
