@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vj needs (as root, with apt), or says exactly which are missing.
 # OpenGL through Mesa (EGL headless, GLX under Xvfb), PortAudio, a JACK server for real audio/MIDI ports in tests,
-# liblo's oscsend/oscdump (an OSC client that is not ours), and ffmpeg's ffprobe to check rendered videos.
+# liblo's oscsend/oscdump (an OSC client that is not ours), ffmpeg's ffprobe to check rendered videos, and fonts
+# for the HUD that cover accented Latin, Greek, Cyrillic, CJK and (in outline) emoji: prompts come in every language.
 set -u
-packages=(xvfb libegl1 libegl-mesa0 libgl1-mesa-dri libportaudio2 jackd2 liblo-tools ffmpeg)
+packages=(xvfb libegl1 libegl-mesa0 libgl1-mesa-dri libportaudio2 jackd2 liblo-tools ffmpeg
+          fonts-dejavu-core fonts-droid-fallback fonts-symbola)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
