@@ -161,3 +161,28 @@ def test_rehearsal_loops_when_asked(x_display, tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0 and "rehearsal is over" not in out
+
+
+def test_hud_shows_what_the_performer_must_know(x_display, tmp_path):
+    """Waiting for the start cue, a MIDI port that matches nothing, skipped cue-sheet lines: on screen, not only
+    in the log."""
+    lrc = tmp_path / "cues.lrc"
+    lrc.write_text("[00:00.00]first cue\n[00:xx]a broken stamp\n[00:05.00]second cue\n")
+    port = free_port()
+    proc = start_vj(["live", "--lrc", str(lrc), "--duration", "60", "-v", "--set", "cues.live_start=cue",
+                     "--set", "control.midi_port=NoSuchController"], x_display, port)
+    try:
+        lines = wait_for_line(proc, "waiting for the start cue: OSC /vj/start", timeout=90)
+        lines += wait_for_line(proc, "HUD |", timeout=10)
+        oscsend(port, "/vj/start")
+        lines += wait_for_line(proc, "start from osc", timeout=20)
+        time.sleep(2.5)
+        oscsend(port, "/vj/quit")
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    hud = [line for line in "".join(lines).splitlines() + out.splitlines() if "HUD |" in line]
+    assert "waiting for the start cue" in hud[0]
+    assert all("! no MIDI input port matches 'NoSuchController'" in line for line in hud), hud
+    assert all("! cue sheet: 1 line(s) skipped, first: cues.lrc:2" in line for line in hud), hud
+    assert "waiting for the start cue" not in hud[-1]  # once started, gone

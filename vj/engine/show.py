@@ -263,8 +263,11 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 bpm = features().bpm
+                notices = [audio_warning(), _midi_notice(cfg.control.midi_port, midi), _sheet_notice(watched)]
                 lines = _hud_lines(clock(), current_timeline(), frame, fps, bpm, state, osc, midi, compositor,
-                                   worker, watched, audio_warning())
+                                   worker, watched, [n for n in notices if n])
+                if not clock_running():
+                    lines.insert(0, "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start, or Home")
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", bpm, fps)
@@ -309,9 +312,26 @@ def _wait_for_warm_up(window: Window | OffscreenWindow, hud: Hud, worker: Engine
     return True
 
 
+def _midi_notice(port_match: str, midi: MidiInput | None) -> str | None:
+    """A configured MIDI input that opened nothing: the performer's controller is not heard."""
+    if midi is None or midi.ports or midi.vanished:
+        return None
+    what = "no MIDI input port" if port_match == "*" else f"no MIDI input port matches {port_match!r}"
+    return f"{what} (`vj midi ports` lists them; one plugged in later is opened)"
+
+
+def _sheet_notice(watched: WatchedTimeline | None) -> str | None:
+    """Lines of the cue sheet in use that were skipped (at the start or by a reload)."""
+    warnings = watched.timeline.sheet.warnings if watched else []
+    if not warnings:
+        return None
+    first = warnings[0].replace(str(watched.path), watched.path.name)  # the name is enough
+    return f"cue sheet: {len(warnings)} line(s) skipped, first: {first}"[:110]
+
+
 def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, bpm: float, state: ShowState, osc: OscControl,
                midi: MidiInput | None, compositor: Compositor, worker: EngineWorker,
-               watched: WatchedTimeline | None, audio_warning: str | None = None) -> list[str]:
+               watched: WatchedTimeline | None, notices: list[str] = ()) -> list[str]:
     """What the performer sees: cue now and next, rates, who changed what last, and every warning."""
     lines = []
     if timeline is not None:
@@ -334,8 +354,7 @@ def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, bpm: floa
     warnings = sum(osc.warnings.values()) + (midi.handler.warnings if midi else 0)
     if warnings:
         lines.append(f"! {warnings} bad control message(s) ignored (see log)")
-    if audio_warning:
-        lines.append(f"! {audio_warning}")
+    lines += [f"! {notice}" for notice in notices]
     if midi is not None and midi.vanished:
         lines.append(f"! MIDI port gone: {', '.join(sorted(midi.vanished))[:60]} (reopens when it is back)")
     if worker.errors:
