@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import struct
 import subprocess
 import time
 
@@ -183,3 +184,59 @@ def test_vj_osc_prints_the_table():
     out = run_vj("osc").stdout
     for address in ("/vj/prompt", "/vj/param/<name>", "/vj/cue/goto", "/vj/seek", "/vj/state/cue", "hue_shift"):
         assert address in out
+
+
+# -- packets whose arguments do not match their type tags (issue 18, point 4) ------------------------------------
+
+def osc_string(data: bytes) -> bytes:
+    return data + b"\0" * (4 - len(data) % 4)
+
+
+def raw(address: bytes, tags: bytes, args: bytes = b"") -> bytes:
+    return osc_string(address) + osc_string(tags) + args
+
+
+MISMATCHED = {  # python-osc reads each of these as a message: a short float is padded with zeros, extra bytes dropped
+    "a float cut to one byte": raw(b"/vj/param/feedback", b",f", b"\x01"),  # was feedback = 2.35e-38
+    "a float missing": raw(b"/vj/param/hue_shift", b",f"),
+    "two floats tagged, one sent": raw(b"/vj/param/kaleidoscope", b",ff", struct.pack(">f", 0.5)),
+    "bytes after the arguments": raw(b"/vj/param/vignette", b",f", struct.pack(">f", 0.5) + b"\0\0\0\x01"),
+    "an unknown type tag": raw(b"/vj/param/rgb_split", b",zf", struct.pack(">f", 0.5)),
+    "an int cut short": raw(b"/vj/blackout", b",i", b"\0\0"),
+    "a blob longer than the packet": raw(b"/vj/prompt", b",b", struct.pack(">i", 64) + b"abcd"),
+    "a string with no end": raw(b"/vj/prompt", b",s", b"abcd"),
+    "a cut message in a bundle": b"#bundle\0" + struct.pack(">Q", 1) + struct.pack(">i", 25)
+                                 + raw(b"/vj/param/zoom_pulse", b",f", b"\x3f"),  # the bundle's size is right
+}
+
+
+def test_packets_whose_arguments_do_not_match_their_type_tags_are_refused_and_counted(osc):
+    state, control = osc
+    before = state.snapshot()
+    for datagram in MISMATCHED.values():
+        send(control.address, datagram)
+    send(control.address, message("/vj/prompt", "still listening"))  # UDP keeps order on loopback
+    assert wait_for(lambda: state.snapshot().prompt_override == "still listening")
+    assert state.snapshot().values == before.values
+    assert control.warnings["malformed"] == len(MISMATCHED), control.warnings
+    assert control.received == 1
+
+
+def test_every_argument_type_that_matches_its_tags_is_read():
+    """The strict check refuses nothing well-formed: each OSC 1.0 type (and the common extensions) passes through
+    to routing (an unknown address here, so it is counted as unknown, not as malformed)."""
+    state = ShowState()
+    control = OscControl(state, "127.0.0.1", free_port()).start()
+    try:
+        args = (struct.pack(">i", 7) + struct.pack(">f", 0.5) + osc_string(b"text") + struct.pack(">i", 3)
+                + b"abc\0" + struct.pack(">q", 1) + struct.pack(">d", 0.25) + struct.pack(">Q", 1) + b"\0\0\0\x41"
+                + b"\xff\0\0\xff" + b"\x00\x90\x40\x7f" + osc_string(b"sym") + struct.pack(">i", 1)
+                + struct.pack(">i", 2))  # i f s b h d t c r m S T F N I [i i]
+        send(control.address, raw(b"/not/ours", b",ifsbhdtcrmSTFNI[ii]", args))
+        send(control.address, osc_string(b"/vj/start"))  # no type tag string at all: an old sender, no arguments
+        assert wait_for(lambda: control.received == 2)
+        assert control.warnings == {"unknown": 1}
+        assert [e.kind for e in state.drain_events()] == ["start"]
+    finally:
+        control.stop()
+

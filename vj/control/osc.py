@@ -2,9 +2,11 @@
 
 Routing (a Dispatcher) is apart from transport (a UDP server on its own thread), so tests can feed raw datagrams.
 python-osc traps handled in `ShowDispatcher`: an unparseable packet is silently dropped by python-osc and a
-malformed string raises `UnicodeDecodeError` past it (both counted here); a bundle time-tagged in the future makes
-python-osc sleep in the server thread (here it is scheduled on a timer, at most `MAX_AHEAD_S` ahead, and the server
-keeps serving); since 1.9 a handler's return value is sent back to the sender (nothing is returned here).
+malformed string raises `UnicodeDecodeError` past it, and a message whose arguments do not fill it as its type
+tags say is read anyway (a number cut short padded with zeros; all three counted as malformed here); a bundle
+time-tagged in the future makes python-osc sleep in the server thread (here it is scheduled on a timer, at most
+`MAX_AHEAD_S` ahead, and the server keeps serving); since 1.9 a handler's return value is sent back to the sender
+(nothing is returned here).
 Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show state.
 """
 
@@ -80,6 +82,11 @@ class ShowDispatcher(Dispatcher):
         except (osc_packet.ParseError, UnicodeDecodeError, ValueError, IndexError) as e:
             self.on_malformed(client_address, e)
             return []
+        for timed in messages:  # one bad message refuses the whole packet: a bundle is applied whole or not at all
+            problem = arguments_mismatch(timed.message.dgram)
+            if problem:
+                self.on_malformed(client_address, ValueError(f"{_shorten(timed.message.address)}: {problem}"))
+                return []
         now = time.time()
         for timed in messages:
             for handler in self.handlers_for_address(timed.message.address):
@@ -89,6 +96,55 @@ class ShowDispatcher(Dispatcher):
                 else:
                     call()
         return []
+
+
+# Bytes an argument of each fixed-size OSC type tag takes on the wire (OSC 1.0 and its common extensions);
+# "s"/"S" (strings) and "b" (blobs) carry their own length.
+TAG_SIZES = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "h": 8, "d": 8, "t": 8, "T": 0, "F": 0, "N": 0, "I": 0,
+             "[": 0, "]": 0}
+
+
+def arguments_mismatch(dgram: bytes) -> str | None:
+    """Why a message's arguments do not fill its datagram exactly as its type tags say; None when they do.
+
+    python-osc pads a number cut short with zeros (a truncated `/vj/param/feedback ,f` set feedback to 2.35e-38),
+    drops bytes after the last argument and skips unknown tags; OSC 1.0 says to discard such messages."""
+    address_end = _string_end(dgram, 0)
+    if address_end is None:
+        return "the address has no end"
+    if address_end == len(dgram):
+        return None  # no type tag string: an old-style sender, and no arguments
+    index = _string_end(dgram, address_end)
+    if index is None or dgram[address_end:address_end + 1] != b",":
+        return "no type tag string where the arguments begin"
+    tags = dgram[address_end + 1:dgram.index(b"\0", address_end)].decode("ascii", "replace")
+    for tag in tags:
+        if tag in TAG_SIZES:
+            index += TAG_SIZES[tag]
+        elif tag in "sS":
+            end = _string_end(dgram, index)
+            if end is None:
+                return f"type tags ,{tags}: a string argument has no end"
+            index = end
+        elif tag == "b":
+            size = int.from_bytes(dgram[index:index + 4], "big", signed=True) if index + 4 <= len(dgram) else -1
+            if size < 0:
+                return f"type tags ,{tags}: a blob has no size"
+            index += 4 + size + (-size % 4)
+        else:
+            return f"unknown type tag {tag!r} in ,{tags} (its argument's size cannot be known)"
+        if index > len(dgram):
+            return f"type tags ,{tags}: the arguments end {index - len(dgram)} byte(s) short"
+    if index != len(dgram):
+        return f"type tags ,{tags}: {len(dgram) - index} byte(s) after the last argument"
+    return None
+
+
+def _string_end(dgram: bytes, start: int) -> int | None:
+    """Where an OSC-string starting at start ends (its NUL padded to 4 bytes); None if it runs past the data."""
+    nul = dgram.find(b"\0", start)
+    end = nul + 4 - (nul - start) % 4 if nul >= 0 else -1
+    return end if 0 <= end <= len(dgram) else None
 
 
 class Scheduler:
