@@ -100,6 +100,8 @@ def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_pa
     assert len(video) == 1 and video[0]["codec_name"] == "h264"
     assert int(video[0]["nb_frames"]) > 20
     assert 3.0 < float(video[0]["duration"]) < 30.0   # real show time, not frames / a fixed rate
+    (sound,) = [s for s in ffprobe(out)["streams"] if s["codec_type"] == "audio"]  # the input, silent here
+    assert sound["codec_name"] == "aac" and abs(float(sound["duration"]) - float(video[0]["duration"])) < 0.5
     controls = [json.loads(line) for line in out.with_suffix(".controls.jsonl").read_text().splitlines()]
     changes = {(c["source"], c["what"]): c for c in controls}
     assert changes[("osc", "hue_shift")]["value"] == 0.75
@@ -186,3 +188,39 @@ def test_hud_shows_what_the_performer_must_know(x_display, tmp_path):
     assert all("! no MIDI input port matches 'NoSuchController'" in line for line in hud), hud
     assert all("! cue sheet: 1 line(s) skipped, first: cues.lrc:2" in line for line in hud), hud
     assert "waiting for the start cue" not in hud[-1]  # once started, gone
+
+
+def test_rehearsal_recording_has_the_track_in_sync_and_replays_from_it(x_display, tmp_path):
+    """The recording's sound is the track as played, in step with the pictures; `vj replay` takes it from there."""
+    import numpy as np
+
+    from test_render import ffprobe
+    from vj.audio.files import read_audio
+
+    wav, lrc, out = tmp_path / "beat.wav", tmp_path / "cues.lrc", tmp_path / "take.mp4"
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "5",
+                    "--bpm", "124"], check=True)
+    lrc.write_text("[00:00.00]first cue\n[00:02.00]second cue\n")
+    proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "--record", str(out)], x_display, free_port())
+    try:
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, output
+    streams = {s["codec_type"]: s for s in ffprobe(out)["streams"]}
+    assert streams["audio"]["codec_name"] == "aac"
+    assert abs(float(streams["audio"]["duration"]) - float(streams["video"]["duration"])) < 0.5
+    track, rate = read_audio(wav)
+    heard, heard_rate = read_audio(out)
+    assert heard_rate == rate
+    a, b = track.mean(axis=1)[: 4 * rate], heard.mean(axis=1)[: 4 * rate]
+    lags = range(-rate // 10, rate // 10, 16)  # the encoder's priming delay is a few ms; the beat's period 480 ms
+    score = [float(np.dot(a[max(0, -k): len(a) - max(0, k)], b[max(0, k): len(b) - max(0, -k)])) for k in lags]
+    best = list(lags)[int(np.argmax(score))]
+    assert abs(best) < rate * 0.05, best / rate
+    assert max(score) > 0.5 * float(np.dot(a, a))  # the track itself, not noise
+    replayed = tmp_path / "replay.mp4"
+    done = subprocess.run([*VJ, "replay", str(out.with_suffix(".controls.jsonl")), "-o", str(replayed), "--fps", "6",
+                           "--size", "64x64", *TINY[:6]], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {s["codec_type"] for s in ffprobe(replayed)["streams"]} == {"video", "audio"}

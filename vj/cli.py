@@ -110,8 +110,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     lrc = args.lrc or show.header.get("lrc")
     if lrc and not Path(lrc).is_file():
         raise config_mod.ConfigError(f"the show's cue sheet {lrc} is not there any more; pass --lrc FILE")
+    audio = args.audio
+    if audio is None:  # the recording the log was written beside has the show's sound
+        recording = show.header.get("recording")
+        audio = Path(args.log).parent / recording if recording else None
+        if audio is None or not audio.is_file():
+            raise config_mod.ConfigError(f"{args.log}: the show's recording is not beside it; pass --audio FILE")
     replay = ControlReplay(show)
-    result = render_video(args.audio, args.output, cfg, lrc_path=lrc, frames_log=args.frames_log,
+    result = render_video(audio, args.output, cfg, lrc_path=lrc, frames_log=args.frames_log,
                           progress=not args.quiet, controls=replay, duration=show.end)
     print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s; "
           f"{len(show.entries)} logged changes, {replay.ignored} ignored)")
@@ -306,8 +312,8 @@ def build_parser() -> Parser:
 
     p = command("replay", cmd_replay, "re-render a recorded show offline from its control log, at any size")
     p.add_argument("log", help="the control log a recording wrote (OUT.controls.jsonl)")
-    p.add_argument("--audio", required=True, metavar="FILE", help="the show's audio (a recording of the input, or the "
-                   "rehearsed track)")
+    p.add_argument("--audio", metavar="FILE", help="the show's audio as heard from its start (default: the sound of "
+                   "the recording the log was written beside)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video file to write")
     p.add_argument("--lrc", metavar="FILE", help="cue sheet (default: the one the show used)")
     p.add_argument("--fps", type=positive_int, help="frames per second (default: render.fps, 30)")

@@ -37,6 +37,7 @@ class RingBuffer:
 
     def __init__(self, capacity: int, buffer=None):
         raw = buffer if buffer is not None else bytearray(self.nbytes(capacity))
+        self._raw = raw
         self._counter = np.ndarray((1,), dtype=np.int64, buffer=raw, offset=0)
         self.data = np.ndarray((capacity,), dtype=np.float32, buffer=raw, offset=8)
         self.capacity = capacity
@@ -75,8 +76,16 @@ class RingBuffer:
         self.read_pos += n
         return self.data[idx]
 
+    def reader(self) -> "RingBuffer":
+        """A second consumer of the same samples, from now on, with a read position of its own (the recorder
+        reads what the analysis reads)."""
+        other = RingBuffer(self.capacity, self._raw)
+        other.read_pos = self.written
+        return other
+
     def release(self) -> None:
         """Drops the views of a shared buffer, so it can be closed."""
+        self._raw = bytearray(self.nbytes(0))
         self._counter = np.zeros(1, dtype=np.int64)
         self.data = np.zeros(0, dtype=np.float32)
 

@@ -20,7 +20,7 @@ from vj.audio.features import FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
 from vj.audio.playback import Playback
-from vj.audio.stream import AudioAnalyzer
+from vj.audio.stream import AudioAnalyzer, RingBuffer
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl
@@ -74,7 +74,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     try:
         return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
                          record=record, header=show_header(cfg, "live", lrc_path),
-                         clock_running=lambda: origin[0] is not None,
+                         clock_running=lambda: origin[0] is not None, sound=(source.ring, cfg.audio.sample_rate),
                          audio_warning=lambda: source.status if source.lost else None)
     finally:
         analyzer.stop()
@@ -114,7 +114,7 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
 
     try:
         return run_show(cfg, lambda: player.clock, lambda: analyzer.features, timeline, None, ended=track_ended,
-                        seek=player.seek, begin=begin,
+                        seek=player.seek, begin=begin, sound=(player.ring, rate),
                         record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path),
                         audio_warning=lambda: player.status if player.lost else None)
     finally:
@@ -148,12 +148,14 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
               clock_running: Callable[[], bool] = lambda: True,
               on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None,
               offscreen: bool = False, models: Models | None = None,
-              ended: Callable[[], bool] = lambda: False) -> int:
+              ended: Callable[[], bool] = lambda: False,
+              sound: tuple[RingBuffer, int] | None = None) -> int:
     """Loads the networks, opens control and the window, warms the engine up, calls `begin` (audio starts, the
     clock runs), then draws. `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or
     None)` is called for every displayed frame; `offscreen` draws into an EGL framebuffer instead of a window
     (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model). The show ends on quit,
-    after `duration` seconds of wall time, or when `ended()` says so (a rehearsal's track)."""
+    after `duration` seconds of wall time, or when `ended()` says so (a rehearsal's track). `sound` = (the audio ring
+    the analysis reads, its sample rate) goes into a recording."""
     models = models or load_models(cfg.model)
     optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
                                 truncation_psi=cfg.model.truncation_psi)
@@ -169,7 +171,8 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
-    recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf) if record else None
+    recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf,
+                            sample_rate=sound[1] if sound else None) if record else None
     logged = {"changes": 0, "cue": None}  # how far the control log has got
 
     def log_controls() -> None:
@@ -185,6 +188,8 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     began, began_epoch = time.perf_counter(), time.time()  # the show's wall-time origin (recording, control log)
     if recorder is not None:
         recorder.clock(0.0, clock(), clock_running())
+        if sound is not None:
+            recorder.hear(sound[0])
     worker.go()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
@@ -283,13 +288,14 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                 reported_error = watched.error if watched else None
                 displayed, last_report = 0, now
     finally:
+        ended_at = time.perf_counter() - began  # the show's end, before the threads take their time to stop
         log.info("%s", pacing.summary())
         signal.signal(signal.SIGTERM, previous_sigterm)
         worker.stop()
         osc.stop()
         if recorder is not None:
             log_controls()  # what ended the show, too
-            recorder.close(time.perf_counter() - began, clock())
+            recorder.close(ended_at, clock())
         if midi is not None:
             midi.stop()
         compositor.release()

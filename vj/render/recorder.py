@@ -4,7 +4,9 @@ The render loop hands each displayed frame to `ShowRecorder.offer` and never wai
 bounded queue to an encoder thread, and if the encoder falls behind a frame is dropped and counted, never
 buffered without limit. Timestamps are the times since the show began that the frames were displayed at
 (milliseconds, not the show clock, which seeks move), so the video is variable-rate and plays back in real time
-whatever the display managed. Beside it, the control log
+whatever the display managed. The sound is in it too (AAC): what the show heard, read from the audio ring from
+the moment the show began (live: the input; rehearse: the track as played), timed by its samples, so replay can
+take its audio from the recording. Beside it, the control log
 (`vj.control.showlog`, OUT.controls.jsonl): every OSC, MIDI and key change with its show time, and each cue change,
 from which `vj replay` re-renders the show.
 """
@@ -20,15 +22,18 @@ from pathlib import Path
 import av
 import numpy as np
 
+from vj.audio.stream import RingBuffer
 from vj.control.showlog import ControlLogWriter
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)           # milliseconds
+AAC_FRAME = 1024                        # samples per AAC frame
 
 
 class ShowRecorder:
-    def __init__(self, path: str | Path, width: int, height: int, header: dict, crf: int = 20, queue_frames: int = 8):
+    def __init__(self, path: str | Path, width: int, height: int, header: dict, crf: int = 20, queue_frames: int = 8,
+                 sample_rate: int | None = None):  # the sound's rate (`hear` says where from); None: no sound
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height = width - width % 2, height - height % 2  # yuv420p needs even sizes
@@ -36,9 +41,13 @@ class ShowRecorder:
         self.frames = 0
         self.dropped = 0
         self.control_path = self.path.with_suffix(".controls.jsonl")
-        self._control = ControlLogWriter(self.control_path, header)
+        self._control = ControlLogWriter(self.control_path, {**header, "recording": self.path.name})
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._last_pts = -1
+        self.sample_rate = sample_rate
+        self._audio: RingBuffer | None = None  # this recorder's reader of the show's audio ring
+        self._audio_start = 0           # ring position at the show's start: audio time 0
+        self._audio_end: int | None = None  # ring position at the show's end (set by close)
         self._thread = threading.Thread(target=self._encode, name="vj-recorder", daemon=True)
         self._thread.start()
 
@@ -53,6 +62,12 @@ class ShowRecorder:
         except queue.Full:
             self.dropped += 1
 
+    def hear(self, ring: RingBuffer) -> None:
+        """Records what goes into `ring` from now on (call when the show begins: now is time 0 of the video)."""
+        reader = ring.reader()
+        self._audio_start = reader.read_pos
+        self._audio = reader
+
     def control(self, wall: float, show_time: float, source: str, what: str, value) -> None:
         self._control.write(wall, show_time, source, what, value)
 
@@ -66,9 +81,18 @@ class ShowRecorder:
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
         stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+        sound = None
+        if self.sample_rate:  # every stream before the first packet: the header is written then
+            sound = container.add_stream("aac", rate=self.sample_rate)
+            sound.layout, sound.bit_rate = "mono", 128000
         try:
             while True:
-                item = self._queue.get()
+                if sound is not None and self._audio is not None:
+                    self._encode_audio(container, sound)
+                try:
+                    item = self._queue.get(timeout=0.05)  # the audio drains even while no frame comes
+                except queue.Empty:
+                    continue
                 if item is None:
                     break
                 wall, frame = item
@@ -82,12 +106,41 @@ class ShowRecorder:
                 container.mux(stream.encode(video))
                 self.frames += 1
             container.mux(stream.encode(None))
+            if sound is not None and self._audio is not None:
+                self._encode_audio(container, sound, final=True)
+                container.mux(sound.encode(None))
         finally:
             container.close()
 
+    def _encode_audio(self, container, sound, final: bool = False) -> None:
+        """Encodes whole AAC frames of what the ring holds (at the end: the rest, padded); each frame's time is its
+        place in the ring since the show began, so a gap (the encoder fell behind the ring) stays a gap."""
+        reader, rate = self._audio, self.sample_rate
+        while True:
+            if final and self._audio_end is not None and reader.read_pos + AAC_FRAME > self._audio_end:
+                samples = None
+            else:
+                samples = reader.read(AAC_FRAME)
+            if samples is not None:
+                pts = reader.read_pos - AAC_FRAME - self._audio_start
+            else:
+                left = min(reader.written, self._audio_end or reader.written) - reader.read_pos
+                if not final or left <= 0:
+                    return
+                samples = np.pad(reader.read(left), (0, AAC_FRAME - left))  # the encoder wants whole frames
+                pts = reader.read_pos - left - self._audio_start
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32)[None, :], format="fltp",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, max(0, pts), Fraction(1, rate)
+            container.mux(sound.encode(frame))
+
     def close(self, wall: float, show_time: float) -> None:
+        if self._audio is not None:  # the sound ends with the show, not when the encoder has caught up
+            self._audio_end = self._audio_start + int(wall * self.sample_rate)
         self._queue.put(None)
         self._thread.join(timeout=60)
+        if self._audio is not None:
+            self._audio.release()  # its views of a shared ring must go before the ring's memory can close
         self._control.close(wall, show_time)
         log.info("recorded %d frames to %s (%d dropped), controls to %s", self.frames, self.path, self.dropped,
                  self.control_path)
