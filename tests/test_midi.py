@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import REPO, run_vj, wait_for
-from vj.control.midi import CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow, load_mapping
+from vj.control.midi import (CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow, learn,
+                           load_mapping)
 from vj.control.state import ShowState
 
 CC, NOTE_ON = 0xB0, 0x90
@@ -142,3 +144,31 @@ def test_midi_learn_writes_the_mapping(jack, tmp_path):
     learned = load_mapping(mapping)
     assert learned.cc == (CcRow(74, "kaleidoscope", channel=4),)
     run_vj("midi", "ports", env=env)
+
+
+def test_learn_says_at_once_when_no_port_matches(jack, tmp_path):
+    started = time.time()
+    with pytest.raises(MidiMappingError, match="no MIDI input port matches 'NoSuchPort'; there are: "):
+        learn("NoSuchPort", tmp_path / "m.toml", param="hue_shift", timeout=20)
+    assert time.time() - started < 5  # not the 20 s timeout
+
+
+def test_learn_asks_again_after_an_unknown_parameter(jack, tmp_path):
+    out = virtual_out("vj-learn-retry")
+    answers, questions = iter(["hue_shfit", "hue_shift"]), []
+
+    def ask(question: str) -> str:
+        questions.append(question)
+        return next(answers)
+
+    mapping = tmp_path / "m.toml"
+    sender = threading.Thread(target=lambda: [out.send_message([CC, 21, 5]) or time.sleep(0.2) for _ in range(25)],
+                              daemon=True)
+    sender.start()
+    try:
+        learn("learn-retry", mapping, timeout=20, ask=ask)
+    finally:
+        sender.join()
+        out.delete()
+    assert len(questions) == 2 and "'hue_shfit' is not one of them" in questions[1]
+    assert load_mapping(mapping).cc == (CcRow(21, "hue_shift", channel=1),)  # MIDI channel 0 is channel 1

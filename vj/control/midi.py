@@ -294,6 +294,12 @@ def learn(port_match: str, mapping_path: str | Path, param: str | None = None, a
     midi = MidiInput(port_match, router, poll_s=0.2).start()
     deadline = time.time() + timeout
     try:
+        if not midi.ports:  # say so now rather than after the timeout
+            available, _ = midi._list_ports()
+            if available is None:
+                raise MidiMappingError("no MIDI system answers (is the audio/MIDI server running?)")
+            raise MidiMappingError(f"no MIDI input port matches {port_match!r}; there are: "
+                                   f"{', '.join(available) or 'none'}")
         while not router.seen and time.time() < deadline:
             time.sleep(0.02)
     finally:
@@ -303,19 +309,32 @@ def learn(port_match: str, mapping_path: str | Path, param: str | None = None, a
         raise MidiMappingError(f"no CC or note arrived within {timeout:g} s on ports matching {port_match!r}")
     kind, channel, number = seen[0]
     if kind == "cc":
-        param = param or ask(f"CC {number} on channel {channel}: which parameter ({', '.join(PARAMS)})? ").strip()
-        if param not in PARAMS:
-            raise MidiMappingError(f"unknown parameter {param!r}")
+        if param is not None and param not in PARAMS:
+            raise MidiMappingError(f"unknown parameter {param!r} (known: {', '.join(PARAMS)})")
+        param = param or _ask_until(ask, f"CC {number} on channel {channel}: which parameter", tuple(PARAMS))
         row = f"[[cc]]\ncontrol = {number}\nchannel = {channel}\nparam = \"{param}\"\n"
     else:
-        action = action or ask(f"note {number} on channel {channel}: which action ({', '.join(ACTIONS)})? ").strip()
-        if action not in ACTIONS:
-            raise MidiMappingError(f"unknown action {action!r}")
+        if action is not None and action not in ACTIONS:
+            raise MidiMappingError(f"unknown action {action!r} (known: {', '.join(ACTIONS)})")
+        action = action or _ask_until(ask, f"note {number} on channel {channel}: which action", tuple(ACTIONS))
         row = f"[[note]]\nnote = {number}\nchannel = {channel}\naction = \"{action}\"\n"
         if action == "prompt":
             row += f"slot = {slot}\n"
     _write_row(Path(mapping_path), kind, channel, number, row)
     return row
+
+
+def _ask_until(ask: Callable[[str], str], question: str, choices: tuple[str, ...]) -> str:
+    """Asks until the answer is one of the choices (a typo asks again; no more input ends the learning)."""
+    prompt = f"{question} ({', '.join(choices)})? "
+    while True:
+        try:
+            answer = ask(prompt).strip()
+        except EOFError:
+            raise MidiMappingError("no answer (end of input): nothing was written") from None
+        if answer in choices:
+            return answer
+        prompt = f"{answer!r} is not one of them. {question} ({', '.join(choices)})? "
 
 
 def _write_row(path: Path, kind: str, channel: int, number: int, row: str) -> None:
