@@ -61,6 +61,9 @@ def test_engine_settings_are_checked_when_read(override, message):
     (["replay", "missing.jsonl", "--audio", "a.wav", "-o", "x.mp4"], "missing.jsonl: cannot read the control log"),
     (["replay", "README.md", "--audio", "a.wav", "-o", "x.mp4"], "README.md:1: not a control log line"),
     (["live", "--set", "control.osc_allow=[\"stage\"]"], "control.osc_allow: 'stage' is not an IP address"),
+    (["live", "--set", "control.osc_port=99999"], "control.osc_port: must be a port from 1 to 65535"),
+    (["live", "--set", "control.osc_feedback=127.0.0.1:99999"], "control.osc_feedback: "),
+    (["render", "a.wav", "-o", "x.mp4", "--set", "display.effects=[\"sparkle\"]"], "display.effects: "),
 ])
 def test_bad_input_exits_nonzero_with_one_clear_line(args, needle):
     proc = run_vj(*args, check=False, timeout=120)
@@ -87,3 +90,123 @@ def test_devices_lists_every_section():
     for section in ("audio:", "midi:", "opengl:", "cuda:"):
         assert section in out
     assert "llvmpipe" in out or "OpenGL" in out
+
+
+# -- every value is checked when the config is read (issue 18, point 5) --------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+BAD: dict[str, list] = {  # key -> values of the right type that a show would trip over
+    "model.generator": [""],
+    "model.clip": [""],
+    "model.device": ["tpu", "cuda:", "cuda:x", "CPU", ""],
+    "model.precision": ["fp8"],
+    "model.truncation_psi": [NAN, INF, -0.5, 3.0],
+    "model.seed": [-1, 2**40],
+    "optimizer.steps_per_frame": [-1, 17],
+    "optimizer.cutouts": [-5, 0, 100000],
+    "optimizer.cut_pow": [NAN, 0.0, -1.0, INF],
+    "optimizer.lr": [NAN, INF, 0.0, -0.1],
+    "optimizer.cue_boost": [NAN, -1.0, INF],
+    "optimizer.cue_boost_decay_s": [NAN, -1.0, INF],
+    "optimizer.audio_gain": [NAN, -1.0, 5.0],
+    "optimizer.latent_reg": [NAN, -0.1, INF],
+    "optimizer.display_smoothing_s": [NAN, -1.0, 11.0],
+    "optimizer.latent_space": ["z", "W"],
+    "optimizer.compile": ["yes"],
+    "optimizer.frame_budget_ms": [NAN, -1.0, INF],
+    "optimizer.min_cutouts": [0, -5],
+    "optimizer.test_step_delay_s": [NAN, -1.0, INF],
+    "audio.sample_rate": [0, -48000, 10**7],
+    "audio.block_size": [0, -256, 10**7],
+    "audio.channel": [-2, 100000],
+    "audio.fft_size": [0, -1024, 10**8],
+    "audio.band_edges": [[], [1.0], [250.0, 20.0], [20.0, 20.0], [0.0, 100.0], [-20.0, 100.0], [20.0, NAN],
+                         [20.0, INF]],
+    "audio.attack_s": [NAN, -0.1, INF],
+    "audio.release_s": [NAN, -0.1, INF],
+    "cues.transition_s": [NAN, -1.0, INF],
+    "cues.loop_s": [NAN, -1.0, INF],
+    "cues.live_start": ["later"],
+    "control.osc_host": [""],
+    "control.osc_port": [99999, 65536, -1],  # 0 is allowed: any free port (tests use it)
+    "control.osc_feedback": ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", ":9000", "127.0.0.1:port", "host:-1"],
+    "control.osc_allow": [["the desk"]],
+    "control.osc_port_search": [-1, 100000],
+    "display.width": [0, -1280, 100000],
+    "display.height": [0, -720, 100000],
+    "display.monitor": [-1],
+    "display.max_fps": [NAN, -1.0, INF],
+    "display.effects": [["feedback", "sparkle"], ["Vignette"]],
+    "render.fps": [0, -30, 10000],
+    "render.width": [0, 511, -512, 100000],
+    "render.height": [0, 511, -512, 100000],
+    "render.seed": [-1, 2**40],
+    "render.crf": [-1, 52],
+    "render.audio_bitrate": [0, -1, 10**9],
+}
+FREE = {  # key -> why any value of its type will do
+    "model.cache_dir": "any folder; \"\" = the default",
+    "model.offline_fallback": "a bool",
+    "optimizer.cuda_graphs": "a bool",
+    "audio.device": "a name substring or index, looked up when the show starts",
+    "audio.output_device": "the same",
+    "cues.lenient": "a bool",
+    "control.midi_port": "a name substring, looked up (and waited for) while the show runs",
+    "control.midi_mapping": "a file, read with its own clear errors",
+    "control.prompt_bank": "any prompts; a bad one is logged when called up",
+    "display.fullscreen": "a bool",
+    "display.vsync": "a bool",
+    "display.hud": "a bool",
+}
+
+
+def config_keys() -> dict[str, object]:
+    """Every key of the default config with its default value."""
+    defaults = config.Config()
+    return {f"{section.name}.{key.name}": getattr(getattr(defaults, section.name), key.name)
+            for section in config.dataclasses.fields(defaults)
+            for key in config.dataclasses.fields(getattr(defaults, section.name))}
+
+
+def test_every_key_is_checked_or_free_by_choice():
+    keys = config_keys()
+    assert set(BAD) | set(FREE) == set(keys), "a new key: give it a check (config.VALUE_CHECKS) and bad values here"
+    assert not set(BAD) & set(FREE)
+    for key, default in keys.items():  # each numeric key refuses nan (a float key by its check, an int by its type)
+        section, name = key.split(".")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            with pytest.raises(config.ConfigError, match=rf"^show\.toml: {key}\b.*\bnan\b"):
+                config.from_dict({section: {name: NAN}}, "show.toml")
+
+
+@pytest.mark.parametrize("key, value", [(k, v) for k, values in BAD.items() for v in values])
+def test_each_bad_value_is_refused_when_read_naming_key_value_and_what_is_allowed(key, value):
+    section, name = key.split(".")
+    with pytest.raises(config.ConfigError) as error:
+        config.from_dict({section: {name: value}}, "show.toml")
+    text = str(error.value)
+    assert "\n" not in text and text.startswith(f"show.toml: {key}"), text
+    named = [value] + (value if isinstance(value, list) else [])  # a list, or the entry in it that is wrong
+    assert any(repr(v) in text or str(v) in text for v in named), text
+    assert "must" in text or "is not an IP address or network like" in text, text  # what is allowed
+
+
+def test_good_values_near_the_limits_are_accepted():
+    cfg = config.load(None, ["model.device=cuda:1", "model.device=cpu", "control.osc_port=65535",
+                             'control.osc_feedback="touch.local:9000"', 'control.osc_feedback="[::1]:9000"',
+                             "audio.band_edges=[30, 60]", "optimizer.cutouts=1", "optimizer.min_cutouts=1",
+                             "render.width=2", 'display.effects=["kaleidoscope"]', "display.effects=[]"])
+    assert cfg.control.osc_port == 65535 and cfg.audio.band_edges == [30.0, 60.0]
+
+
+def test_values_that_only_fail_together_are_refused_when_read():
+    with pytest.raises(config.ConfigError, match=r"audio\.fft_size: must be at least audio\.block_size \(512\)"):
+        config.load(None, ["audio.block_size=512", "audio.fft_size=256"])
+    assert config.load(None, ["audio.fft_size=4096", "audio.block_size=2048"]).audio.block_size == 2048
+
+
+def test_the_config_knows_the_compositor_effects():
+    """config.py sits below vj.render and cannot import the effect list; it keeps its own, held equal here."""
+    from vj.render.compositor import EFFECTS
+
+    assert tuple(config.EFFECT_NAMES) == tuple(EFFECTS)

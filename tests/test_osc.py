@@ -240,3 +240,23 @@ def test_every_argument_type_that_matches_its_tags_is_read():
     finally:
         control.stop()
 
+
+# -- feedback (issue 18, points 5 and 6) ---------------------------------------------------------------------------
+
+def test_an_unresolvable_feedback_host_warns_once_and_sends_nothing(caplog):
+    control = OscControl(ShowState(), "127.0.0.1", free_port(), feedback="vj-no-such-host.invalid:9000")
+    try:
+        for _ in range(3):
+            control.send_feedback(1, "a cue", 120.0, 60.0)
+    finally:
+        control.stop()
+    said = [r.getMessage() for r in caplog.records if "vj-no-such-host.invalid" in r.getMessage()]
+    assert len(said) == 1 and "not sending feedback" in said[0], said
+
+
+def test_a_feedback_port_out_of_range_is_a_clear_error_before_the_show():
+    from vj.control.state import ControlError
+
+    for target in ("127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", ":9000"):
+        with pytest.raises(ControlError, match="control.osc_feedback"):
+            OscControl(ShowState(), "127.0.0.1", free_port(), feedback=target).stop()

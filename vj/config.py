@@ -1,13 +1,17 @@
 """The one typed config: frozen dataclasses, read from TOML, overridden by `--set section.key=value`.
 
 The defaults here are the defaults; `configs/default.toml` spells them out for people (a test keeps the two equal).
-An unknown section or key, or a value of the wrong type, is a `ConfigError` naming the key and where it came from.
+An unknown section or key, a value of the wrong type, or one outside what its key allows (`VALUE_CHECKS`, checked
+as it is read, so a show never starts on a value it would trip over), is a `ConfigError`: one line naming the key,
+where it came from, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
+import re
 import sys
 import types
 import typing
@@ -81,8 +85,9 @@ class CuesConfig:
 @dataclass(frozen=True)
 class ControlConfig:
     osc_host: str = "127.0.0.1"         # OSC listen address; loopback unless asked
-    osc_port: int = 9010                # clear of Resolume (7000) and AbletonOSC (11000/11001)
+    osc_port: int = 9010                # clear of Resolume (7000) and AbletonOSC (11000/11001); 0 = any free one
     osc_feedback: str = ""              # "host:port" to send state to (TouchOSC, TouchDesigner); "" = none
+                                        # (a host that does not resolve: warned about once, nothing is sent)
     osc_allow: list[str] = field(default_factory=list)  # addresses/networks allowed to send OSC; [] = any that reach it
     osc_port_search: int = 0            # port taken: try the next N ports (0 = stop with a clear error)
     midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
@@ -186,20 +191,139 @@ def _one_of(value: str, allowed: tuple[str, ...]) -> str | None:
     return None if value in allowed else f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}"
 
 
+Check = typing.Callable[[Any], str | None]  # None: the value is fine; else what is wrong with it
+
+
+def _number(low: float, high: float, unit: str = "", low_excluded: bool = False) -> Check:
+    """A finite number from low (or just above it) to high; nan and inf are refused by the comparison and isfinite."""
+    def check(value: float) -> str | None:
+        inside = (low < value if low_excluded else low <= value) and value <= high
+        if inside and (isinstance(value, int) or math.isfinite(value)):
+            return None
+        span = f"more than {low} and at most {high}" if low_excluded else f"between {low} and {high}"
+        return f"must be {span}{unit}, got {value!r}"
+    return check
+
+
+def _not_empty(meaning: str) -> Check:
+    return lambda value: None if value.strip() else f"must not be empty ({meaning}), got {value!r}"
+
+
+def _device(value: str) -> str | None:
+    if re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        return None
+    return f"must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\" (a CUDA device index), got {value!r}"
+
+
+def _band_edges(edges: list[float]) -> str | None:
+    if len(edges) >= 2 and all(0 < e < math.inf for e in edges) and all(a < b for a, b in zip(edges, edges[1:])):
+        return None
+    return f"must be at least 2 increasing positive frequencies in Hz (n + 1 edges for n bands), got {edges!r}"
+
+
+def _even_pixels(value: int) -> str | None:
+    if 2 <= value <= 16384 and value % 2 == 0:
+        return None
+    return f"must be an even number of pixels from 2 to 16384 (H.264 needs even sizes), got {value!r}"
+
+
+def host_port(target: str) -> tuple[str, int]:
+    """control.osc_feedback ("host:port", "[::1]:port") as (host, port); ValueError says what is wrong. Whether the
+    host resolves is for the show to find out: a name may resolve on the stage network and not where vj is set up."""
+    host, sep, port = target.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host  # an IPv6 address in brackets
+    if not sep or not host.strip() or not port.isdigit():
+        raise ValueError(f"must be \"host:port\" like \"127.0.0.1:9000\" (or \"\" for none), got {target!r}")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"must name a port from 1 to 65535, got {target!r}")
+    return host, int(port)
+
+
+def _host_port(target: str) -> str | None:
+    try:
+        host_port(target) if target else None
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+# The compositor's effects (vj/render/compositor.py), kept here because this module sits below vj.render and cannot
+# import it; a test holds the two equal.
+EFFECT_NAMES = ("feedback", "zoom_pulse", "hue_shift", "rgb_split", "kaleidoscope", "vignette")
+
+
+def _effects(names: list[str]) -> str | None:
+    unknown = [n for n in names if n not in EFFECT_NAMES]
+    if not unknown:
+        return None
+    return f"unknown effect {unknown[0]!r} in {names!r}: each must be one of {', '.join(EFFECT_NAMES)}"
+
+
 # Keys that were replaced, and what to write instead.
 RENAMED = {
     "optimizer.display_ema": "optimizer.display_smoothing_s (a time constant in seconds, e.g. 0.1: the old "
                              "per-frame factor made the picture smoother on slower machines)",
 }
 
-# Checks beyond the type, for values a show would otherwise only trip over once it has started.
-VALUE_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
-    "control.osc_allow": _ip_networks,
+# Checks beyond the type, for values a show would otherwise only trip over once it has started (or take silently:
+# nan). Every key has one, unless any value of its type will do (tests/test_config_cli.py lists those and why).
+VALUE_CHECKS: dict[str, Check] = {
+    "model.generator": _not_empty("a known name, a checkpoint path, or \"tiny\""),
+    "model.clip": _not_empty("an open_clip \"model/pretrained\", a checkpoint path, or \"tiny\""),
+    "model.device": _device,
     "model.precision": lambda v: _one_of(v, ("auto", "fp32", "fp16", "bf16")),
+    "model.truncation_psi": _number(0, 2),
+    "model.seed": _number(0, 2**31 - 1),
+    "optimizer.steps_per_frame": _number(0, 16),  # the live parameter's range
+    "optimizer.cutouts": _number(1, 1024),
+    "optimizer.cut_pow": _number(0, 10, low_excluded=True),
+    "optimizer.lr": _number(0, 10, low_excluded=True),
+    "optimizer.cue_boost": _number(0, 100),
+    "optimizer.cue_boost_decay_s": _number(0, 600, " seconds"),
+    "optimizer.audio_gain": _number(0, 4),  # the live parameter's range
+    "optimizer.latent_reg": _number(0, 100),
+    "optimizer.display_smoothing_s": _number(0, 10, " seconds"),
+    "optimizer.latent_space": lambda v: _one_of(v, ("w", "w+")),
     "optimizer.compile": lambda v: _one_of(v, ("auto", "on", "off")),
-    "optimizer.display_smoothing_s": lambda v: None if 0 <= v <= 10 else f"must be between 0 and 10 seconds, got {v}",
+    "optimizer.frame_budget_ms": _number(0, 60000, " ms"),
+    "optimizer.min_cutouts": _number(1, 1024),
+    "optimizer.test_step_delay_s": _number(0, 60, " seconds"),
+    "audio.sample_rate": _number(1000, 768000, " Hz"),
+    "audio.block_size": _number(16, 65536, " samples"),
+    "audio.channel": _number(-1, 1023),
+    "audio.fft_size": _number(16, 1 << 20, " samples"),
+    "audio.band_edges": _band_edges,
+    "audio.attack_s": _number(0, 60, " seconds"),
+    "audio.release_s": _number(0, 60, " seconds"),
+    "cues.transition_s": _number(0, 3600, " seconds"),
+    "cues.loop_s": _number(0, 86400, " seconds"),
     "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",
+    "control.osc_host": _not_empty("an address to listen on; \"0.0.0.0\" for every interface"),
+    "control.osc_port": lambda v: None if 0 <= v <= 65535 else f"must be a port from 1 to 65535 (or 0: any free "
+                                                              f"one, logged), got {v!r}",
+    "control.osc_feedback": _host_port,
+    "control.osc_allow": _ip_networks,
+    "control.osc_port_search": _number(0, 1000),
+    "display.width": _number(1, 16384, " pixels"),
+    "display.height": _number(1, 16384, " pixels"),
+    "display.monitor": _number(0, 63),
+    "display.max_fps": _number(0, 1000),
+    "display.effects": _effects,
+    "render.fps": _number(1, 1000),
+    "render.width": _even_pixels,
+    "render.height": _even_pixels,
+    "render.seed": _number(0, 2**31 - 1),
+    "render.crf": _number(0, 51),
+    "render.audio_bitrate": _number(8000, 1_000_000, " bits per second"),
 }
+
+
+def _check_together(config: Config) -> str | None:
+    """Checks of one key against another, made once every key is read (an override may fix what the file set)."""
+    a = config.audio
+    if a.fft_size < a.block_size:
+        return f"audio.fft_size: must be at least audio.block_size ({a.block_size}), got {a.fft_size}"
+    return None
 
 
 def from_dict(data: dict, source: str, base: Config | None = None) -> Config:
@@ -230,6 +354,10 @@ def load(path: str | Path | None = None, overrides: typing.Sequence[str] = (), b
         config = from_dict(read_toml(path), str(path), config)
     for item in overrides:
         config = apply_override(config, item)
+    problem = _check_together(config)
+    if problem:
+        sources = ([str(path)] if path else []) + (["--set"] if overrides else [])
+        raise ConfigError(f"{' and '.join(sources) or 'the defaults'}: {problem}")
     return config
 
 

@@ -26,7 +26,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from vj.config import ip_networks
+from vj.config import host_port, ip_networks
 from vj.control.state import PARAMS, ControlError, ShowState
 from vj.cues.prompts import WeightedPrompt, format_prompts
 
@@ -185,6 +185,7 @@ class OscControl:
                  allow: Sequence[str] = (), port_search: int = 0):
         self.state = state
         self.allow = _networks(allow)
+        self.feedback = _feedback_client(feedback)  # before listening: a bad target leaves no socket behind
         self.warnings: Counter[str] = Counter()
         self.received = 0
         self.scheduler = Scheduler()
@@ -214,13 +215,12 @@ class OscControl:
 
         self.server.verify_request = verify
         self.address = self.server.server_address
-        self.feedback = _feedback_client(feedback)
         self._last_feedback: dict[str, object] = {}
         self._thread = threading.Thread(target=self.server.serve_forever, name="vj-osc", daemon=True)
 
     def _listen(self, host: str, port: int, port_search: int) -> BlockingOSCUDPServer:
         """The server on port, or with port_search > 0 the first free one of the next port_search ports."""
-        for candidate in range(port, port + max(0, port_search) + 1):
+        for candidate in range(port, min(port + max(0, port_search), 65535) + 1):
             try:
                 server = BlockingOSCUDPServer((host, candidate), self.dispatcher)
             except OSError as e:
@@ -230,7 +230,7 @@ class OscControl:
                 log.warning("OSC port %d is taken; listening on %d instead", port, candidate)
             return server
         self.scheduler.stop()
-        tried = f"{port}" if port_search <= 0 else f"{port} to {port + port_search}"
+        tried = f"{port}" if port_search <= 0 else f"{port} to {min(port + port_search, 65535)}"
         raise ControlError(f"cannot listen for OSC on {host}:{tried}: {error.strerror or error} "
                            f"(another program uses the port? set control.osc_port, or control.osc_port_search "
                            f"to take the next free one)") from None
@@ -336,12 +336,21 @@ class OscControl:
 
 
 def _feedback_client(target: str) -> SimpleUDPClient | None:
+    """The client feedback goes to. A target that is not host:port with a port in range is a ControlError (the
+    config check says the same when it is read); a host that does not resolve is said once and nothing is sent, as a
+    surface that is not there yet must not stop the show."""
     if not target:
         return None
-    host, sep, port = target.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ControlError(f"control.osc_feedback must be host:port, got {target!r}")
-    return SimpleUDPClient(host, int(port))
+    try:
+        host, port = host_port(target)
+    except ValueError as e:
+        raise ControlError(f"control.osc_feedback: {e}") from None
+    try:
+        return SimpleUDPClient(host, port)  # resolves the host, once: a name lookup can take seconds
+    except OSError as e:
+        log.warning("OSC feedback to %s: the host %s cannot be resolved (%s); not sending feedback", target, host,
+                    e.strerror or e)
+        return None
 
 
 def _networks(allow: Sequence[str]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
