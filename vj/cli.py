@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, NoReturn
@@ -76,12 +77,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     size = args.size or (None, None)
     cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
                            "render.seed": args.seed, "optimizer.steps_per_frame": args.steps})
+    _output_folder(args.output)
     result = render_video(args.audio, args.output, cfg, lrc_path=args.lrc, frames_log=args.frames_log,
                           stills_dir=args.stills, progress=not args.quiet)
+    if result.interrupted:
+        print(f"interrupted: {result.path} holds the first {result.frames} frames ({result.duration:.2f} s), "
+              f"its audio cut to match")
+        return 130
     print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s of audio)")
     for note in result.notes:
         print(f"note: {note}")
     return 0
+
+
+def _output_folder(path: str) -> None:
+    """A missing folder for an output is made, and said (a typo in the path should not go unnoticed)."""
+    folder = Path(path).parent
+    if not folder.exists():
+        folder.mkdir(parents=True)
+        print(f"made the folder {folder} for {Path(path).name}")
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -117,6 +131,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if audio is None or not audio.is_file():
             raise config_mod.ConfigError(f"{args.log}: the show's recording is not beside it; pass --audio FILE")
     replay = ControlReplay(show)
+    _output_folder(args.output)
     result = render_video(audio, args.output, cfg, lrc_path=lrc, frames_log=args.frames_log,
                           progress=not args.quiet, controls=replay, duration=show.end)
     print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s; "
@@ -404,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `vj osc | head`: the reader has gone, which is no error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 0
 
 
 if __name__ == "__main__":

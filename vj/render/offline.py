@@ -41,6 +41,7 @@ class RenderResult:
     frames: int
     duration: float                     # seconds of audio
     notes: list[str]                    # fallbacks taken (tiny networks), in words
+    interrupted: bool = False           # Ctrl-C: the video ends at the last frame written, the audio with it
 
 
 def effect_inputs(t: float, features, snapshot: ShowSnapshot, blend: float = 1.0) -> EffectInputs:
@@ -80,41 +81,53 @@ def render_video(
     n_frames = max(1, math.ceil(duration * r.fps))
     ctx = headless_context()
     compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
-    log_file = open(frames_log, "w", encoding="utf-8") if frames_log else None
+    log_file = open(frames_log, "w", encoding="utf-8", buffering=1) if frames_log else None  # each line as it comes
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
     state = show_state(cfg.optimizer)
     director = Director(cfg.optimizer, state)
+
+    def render_frame(i: int, features) -> np.ndarray:
+        """Frame i: the plan at t = i / fps, its guided steps, the effect chain; one line in the frames log."""
+        t = i / r.fps  # the audio's time; a replay's cue sheet runs on the show clock as it was set
+        if controls is not None:
+            controls.apply_until(state, t)
+        show_t = controls.show_time(t) if controls else t
+        plan = director.plan(t, features, timeline.at(show_t))
+        frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
+        compositor.upload(frame)
+        if plan.snapshot.blackout:
+            shown = np.zeros((r.height, r.width, 3), np.uint8)
+        else:
+            shown = compositor.read(compositor.render(effect_inputs(t, features, plan.snapshot)))
+        if stills is not None:
+            stills.add(plan.cue, shown)
+        if log_file:
+            log_file.write(json.dumps({
+                "frame": i, "t": round(t, 6), "show_t": round(show_t, 6), "cue": plan.cue,
+                "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in plan.prompts],
+                "mix": format_prompts(list(plan.prompts)),
+                "loss": None if result is None else round(float(result.loss), 6),
+                "steps": plan.steps, "lr": round(plan.lr, 6), "onset": round(features.onset, 4),
+                "params": {k: round(v, 6) for k, v in plan.snapshot.values.items()},
+                "freeze": plan.snapshot.freeze, "blackout": plan.snapshot.blackout,
+            }) + "\n")
+        return shown
+
     try:
         with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
             frames = features_at_frames(samples, sample_rate, r.fps, extractor, n_frames)
-            for i, features in enumerate(tqdm(frames, total=n_frames, desc="render", unit="frame", disable=not progress,
-                                             mininterval=1.0)):
-                t = i / r.fps  # the audio's time; a replay's cue sheet runs on the show clock as it was set
-                if controls is not None:
-                    controls.apply_until(state, t)
-                show_t = controls.show_time(t) if controls else t
-                plan = director.plan(t, features, timeline.at(show_t))
-                frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
-                compositor.upload(frame)
-                if plan.snapshot.blackout:
-                    shown = np.zeros((r.height, r.width, 3), np.uint8)
-                else:
-                    shown = compositor.read(compositor.render(effect_inputs(t, features, plan.snapshot)))
-                writer.write(shown)
+            try:
+                for i, features in enumerate(tqdm(frames, total=n_frames, desc="render", unit="frame",
+                                                  disable=not progress, mininterval=1.0)):
+                    writer.write(render_frame(i, features))
+            except KeyboardInterrupt:  # Ctrl-C: a playable file up to the last frame, the audio cut to match
+                writer.cut_audio()
+                log.warning("interrupted: %s ends after %d of %d frames (%.2f s), its audio cut to match",
+                            out_path, writer.frames, n_frames, writer.frames / r.fps)
+                return RenderResult(Path(out_path), writer.frames, writer.frames / r.fps, models.notes, True)
+            finally:
                 if stills is not None:
-                    stills.add(plan.cue, shown)
-                if log_file:
-                    log_file.write(json.dumps({
-                        "frame": i, "t": round(t, 6), "show_t": round(show_t, 6), "cue": plan.cue,
-                        "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in plan.prompts],
-                        "mix": format_prompts(list(plan.prompts)),
-                        "loss": None if result is None else round(float(result.loss), 6),
-                        "steps": plan.steps, "lr": round(plan.lr, 6), "onset": round(features.onset, 4),
-                        "params": {k: round(v, 6) for k, v in plan.snapshot.values.items()},
-                        "freeze": plan.snapshot.freeze, "blackout": plan.snapshot.blackout,
-                    }) + "\n")
-        if stills is not None:
-            stills.close()
+                    stills.close()
     finally:
         if log_file:
             log_file.close()

@@ -68,6 +68,11 @@ class VideoWriter:
             self.container.mux(self.audio_stream.encode(frame))
             self.audio_pos += AAC_FRAME
 
+    def cut_audio(self) -> None:
+        """Ends the audio with the last frame written (an interrupted render), not at the end of the track."""
+        if self.audio_stream is not None:
+            self.audio = self.audio[:, : int(self.frames / self.fps * self.sample_rate)]
+
     def close(self) -> None:
         self.container.mux(self.video.encode(None))
         if self.audio_stream is not None:
