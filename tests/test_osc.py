@@ -260,3 +260,90 @@ def test_a_feedback_port_out_of_range_is_a_clear_error_before_the_show():
     for target in ("127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", ":9000"):
         with pytest.raises(ControlError, match="control.osc_feedback"):
             OscControl(ShowState(), "127.0.0.1", free_port(), feedback=target).stop()
+
+
+def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(tmp_path):
+    """The show (tiny networks, offscreen, an engine made slow so its frames lag the show) with a real UDP receiver
+    as the surface: one started late still learns the cue in about a second, and a fast cue sequence 0-1-3-1-2-3-4
+    (the show clock jumping) is sent cue by cue, although the engine never drew most of them."""
+    import threading
+
+    from pythonosc.osc_message import OscMessage
+
+    from vj import config
+    from vj.audio.features import AudioFeatures
+    from vj.cues.timeline import WatchedTimeline
+    from vj.engine.show import run_show
+    from vj.models.loading import load_models
+
+    sheet = tmp_path / "cues.lrc"
+    sheet.write_text("".join(f"[00:{10 * i:02d}.00]cue {i}\n" for i in range(5)))  # cue i at 10 i seconds
+    surface_port, osc_port = free_port(), free_port()
+    cfg = config.load(None, ["model.generator=tiny", "model.clip=tiny", "display.width=64", "display.height=64",
+                             "display.hud=false", "display.vsync=false", "display.max_fps=30", "cues.transition_s=0",
+                             "optimizer.test_step_delay_s=1.0", f"control.osc_port={osc_port}",
+                             f'control.osc_feedback="127.0.0.1:{surface_port}"'])
+    show_time = [0.0]
+    running = threading.Event()
+    heard: list[tuple[float, str, object]] = []  # (when, address, value) as the surface received them
+    failure: list[BaseException] = []
+
+    def surface() -> None:
+        try:
+            running.wait(120)
+            time.sleep(1.5)  # the show has run a while (and sent cue 0 once) before the panel starts
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", surface_port))
+                s.settimeout(0.05)
+                started = time.time()
+                script = [(started + 2.0 + 0.4 * i, 10.0 * cue) for i, cue in enumerate((1, 3, 1, 2, 3, 4))]
+                while time.time() < started + 2.0 + 0.4 * len(script) + 2.5:
+                    while script and time.time() >= script[0][0]:
+                        show_time[0] = script.pop(0)[1]
+                    try:
+                        data = s.recv(65536)
+                    except socket.timeout:
+                        continue
+                    m = OscMessage(data)
+                    heard.append((time.time() - started, m.address, m.params[0]))
+        except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+            failure.append(e)
+        finally:
+            send(("127.0.0.1", osc_port), message("/vj/quit", 1))
+
+    driver = threading.Thread(target=surface, daemon=True)
+    driver.start()
+    run_show(cfg, lambda: show_time[0], lambda: AudioFeatures(), WatchedTimeline(sheet, 0.0), duration=120.0,
+             seek=lambda t: None, on_frame=lambda *_: running.set(), offscreen=True,
+             models=load_models(cfg.model))
+    driver.join(5)
+    assert not failure, failure
+
+    first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
+    assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,
+                            "/vj/state/fps": first_second.get("/vj/state/fps")}, heard
+    assert isinstance(first_second["/vj/state/fps"], float)
+
+    def changes(address: str) -> list:
+        values = [value for _, a, value in heard if a == address]
+        return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+
+    assert changes("/vj/state/cue") == [0, 1, 3, 1, 2, 3, 4], heard
+    assert changes("/vj/state/prompt") == [f"cue {i}" for i in (0, 1, 3, 1, 2, 3, 4)], heard
+    end = max(when for when, _, _ in heard)
+    for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps"):
+        assert sum(1 for when, a, _ in heard if a == address and when > end - 2.2) >= 2, (address, heard)
+
+
+def test_show_cue_is_the_cue_sheet_at_the_show_clock_or_the_live_prompt():
+    from vj.control.osc import show_cue
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    timeline = Timeline(parse_lrc("[00:10.00]neon rain:1 | fog:0.5\n[00:20.00]a deep blue ocean\n"), 2.0)
+    assert show_cue(timeline, 5.0, None) == (-1, "")
+    assert show_cue(timeline, 12.0, "") == (0, "neon rain | fog")
+    assert show_cue(timeline, 21.0, None) == (1, "neon rain | fog | a deep blue ocean")  # crossfading: all texts
+    assert show_cue(timeline, 25.0, None) == (1, "a deep blue ocean")
+    assert show_cue(timeline, 25.0, "a glass city:1 | smoke:-0.3") == (1, "a glass city | smoke")
+    assert show_cue(None, 25.0, None) == (-1, "")

@@ -7,11 +7,13 @@ tags say is read anyway (a number cut short padded with zeros; all three counted
 time-tagged in the future makes python-osc sleep in the server thread (here it is scheduled on a timer, at most
 `MAX_AHEAD_S` ahead, and the server keeps serving); since 1.9 a handler's return value is sent back to the sender
 (nothing is returned here).
-Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show state.
+Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show state:
+cue and prompt as soon as they change, every message once a second (a surface started later learns the state).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import ipaddress
 import logging
@@ -28,7 +30,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from vj.config import host_port, ip_networks
 from vj.control.state import PARAMS, ControlError, ShowState
-from vj.cues.prompts import WeightedPrompt, format_prompts
+from vj.cues.prompts import PromptError, WeightedPrompt, format_prompts, parse_prompts
+from vj.cues.timeline import Timeline
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,9 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "/vj/quit": ("", "end the show"),
 }
 FEEDBACK = {
-    "/vj/state/cue": "i: live cue index", "/vj/state/prompt": "s: the prompt mix", "/vj/state/bpm": "f: tempo",
-    "/vj/state/fps": "f: displayed frames per second",
+    "/vj/state/cue": "i: the show's cue (the cue sheet at the show clock; -1 = none), at once when it changes",
+    "/vj/state/prompt": "s: the prompt on stage (live, or the cue sheet's mix; texts), at once when it changes",
+    "/vj/state/bpm": "f: tempo heard (0 = listening)", "/vj/state/fps": "f: displayed frames per second",
 }
 
 
@@ -62,7 +66,7 @@ def address_table() -> str:
     lines.append("parameters (/vj/param/<name>):")
     lines += [f"  {p.name:16s} {p.low:g}..{p.high:g} (default {p.default:g}) {p.help}" for p in PARAMS.values()]
     lines.append("")
-    lines.append("feedback sent to control.osc_feedback (host:port), once a second and on change:")
+    lines.append("feedback sent to control.osc_feedback (host:port), every message once a second:")
     lines += [f"  {a:22s} {text}" for a, text in FEEDBACK.items()]
     return "\n".join(lines)
 
@@ -247,20 +251,27 @@ class OscControl:
         self.scheduler.stop()
 
     # -- feedback ---------------------------------------------------------------------------------------------
-    def send_feedback(self, cue: int, prompt: str, bpm: float, fps: float, force: bool = False) -> None:
-        """Sends what changed (or everything with force) to the feedback client, if one is configured."""
+    def send_feedback(self, cue: int, prompt: str, bpm: float | None = None, fps: float | None = None,
+                      force: bool = False) -> None:
+        """Sends each value given that changed, or with force every value given, to the feedback client (if one is
+        configured). The show calls it each frame with cue and prompt (`show_cue`), so a change goes out at once,
+        and once a second with everything and force, so a surface started later (or one that lost a datagram)
+        learns the state."""
         if self.feedback is None:
             return
-        values = {"/vj/state/cue": int(cue), "/vj/state/prompt": prompt, "/vj/state/bpm": float(bpm),
-                  "/vj/state/fps": round(float(fps), 1)}
-        for address, value in values.items():
-            if force or self._last_feedback.get(address) != value:
-                try:
-                    self.feedback.send_message(address, value)
-                except OSError as e:
-                    self._warn("feedback", f"feedback to {self.feedback._address}:{self.feedback._port} failed: {e}")
-                    return
-                self._last_feedback[address] = value
+        values: dict[str, object] = {"/vj/state/cue": int(cue), "/vj/state/prompt": prompt}
+        if bpm is not None:
+            values["/vj/state/bpm"] = float(bpm)
+        if fps is not None:
+            values["/vj/state/fps"] = round(float(fps), 1)
+        changed = {a: v for a, v in values.items() if force or self._last_feedback.get(a) != v}
+        self._last_feedback.update(changed)  # a failed send is retried once a second, not on every frame
+        for address, value in changed.items():
+            try:
+                self.feedback.send_message(address, value)
+            except OSError as e:
+                self._warn("feedback", f"feedback to {self.feedback._address}:{self.feedback._port} failed: {e}")
+                return
 
     # -- handlers -----------------------------------------------------------------------------------------------
     def _warn(self, key: str, message: str) -> None:
@@ -333,6 +344,25 @@ class OscControl:
         if args and (isinstance(args[0], (str, bytes)) or not math.isfinite(float(args[0]))):
             raise ControlError("expects 1 or 0")
         self.state.set_flag(flag, True if not args else bool(float(args[0])), "osc")
+
+
+def show_cue(timeline: Timeline | None, t: float, live_prompt: str | None) -> tuple[int, str]:
+    """What feedback says is on stage at show time t: the cue sheet's cue there (-1: none), and the prompt, the live
+    one if set, else the cue sheet's mix. Prompts are sent as their texts: the crossfade's weights change on every
+    frame, and a change is what feedback sends at once."""
+    cue_state = timeline.at(t) if timeline is not None else None
+    cue = cue_state.index if cue_state is not None else -1
+    if live_prompt:
+        return cue, _prompt_texts(live_prompt)
+    return cue, " | ".join(p.text for p in cue_state.prompts) if cue_state is not None else ""
+
+
+@functools.lru_cache(maxsize=16)  # called every frame with the same few live prompts
+def _prompt_texts(text: str) -> str:
+    try:
+        return " | ".join(p.text for p in parse_prompts(text))
+    except PromptError:
+        return text  # the engine ignores it and keeps the cue's prompt; the surface sees what was sent
 
 
 def _feedback_client(target: str) -> SimpleUDPClient | None:

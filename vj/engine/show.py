@@ -23,7 +23,7 @@ from vj.audio.playback import Playback
 from vj.audio.stream import AudioAnalyzer, RingBuffer
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
-from vj.control.osc import OscControl
+from vj.control.osc import OscControl, show_cue
 from vj.control.showlog import show_header
 from vj.control.state import ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
@@ -238,6 +238,8 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                 compositor.upload(frame.image)
                 shown_seq = seq
             snap, inputs = state.snapshot(), None
+            # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
+            osc.send_feedback(*show_cue(current_timeline(), clock(), snap.prompt_override))
             if shown_seq and not snap.blackout:
                 inputs = effect_inputs(clock(), features(), snap, blend=min(1.0, (now - frame_shown_at) / frame_interval))
                 window.present(compositor.render(inputs).color_attachments[0])
@@ -275,7 +277,8 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                     lines.insert(0, "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start, or Home")
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
-                osc.send_feedback(frame.cue if frame else -1, frame.prompt if frame else "", bpm, fps)
+                osc.send_feedback(*show_cue(current_timeline(), clock(), state.snapshot().prompt_override), bpm, fps,
+                                  force=True)  # every state message once a second, for a surface started later
                 for name in compositor.reload_changed():
                     log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
                              if name in compositor.errors else "")
