@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from vj import config as config_mod
+from vj.native_noise import quiet_native_libraries
 
 log = logging.getLogger("vj")
 
@@ -84,9 +85,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         print(f"interrupted: {result.path} holds the first {result.frames} frames ({result.duration:.2f} s), "
               f"its audio cut to match")
         return 130
-    print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s of audio)")
-    for note in result.notes:
-        print(f"note: {note}")
+    print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s of audio)")  # fallbacks: said at load
     return 0
 
 
@@ -412,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    quiet_native_libraries()
     try:
         return args.func(args)
     except _known_errors() as e:

@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Callable
 
+from vj.native_noise import quiet_native_libraries
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,7 @@ def serve_stream(open_stream: Callable[[], str], ready) -> None:
     parent "ok: <name>" or "error: <why>", then keep the stream alive until the parent kills the process, or
     ends without doing so (a crash): then the child ends too, rather than hold the device for nobody."""
     parent = os.getppid()
+    quiet_native_libraries()  # a fresh process: PortAudio's JACK and ALSA would print on each attempt
     try:
         name = open_stream()
     except Exception as e:  # noqa: BLE001  reported to the parent, which decides what to do

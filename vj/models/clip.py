@@ -8,8 +8,10 @@ applies the model's own mean/std; everything stays on the device, no host syncs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -50,7 +52,7 @@ def _hub_offline_unless_reachable() -> None:
         import huggingface_hub.constants
 
         huggingface_hub.constants.HF_HUB_OFFLINE = True
-        log.info("%s is unreachable: CLIP weights come from the local cache only", HUB_HOST)
+        log.debug("%s is unreachable: CLIP weights come from the local cache only", HUB_HOST)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -134,11 +136,31 @@ def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "f
     device = torch.device(device)
     if precision not in ("fp32", "fp16", "bf16"):
         raise ValueError(f"CLIP precision must be fp32, fp16 or bf16, got {precision!r}")
+    with _open_clip_logs_at_debug():
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
+                                           cache_dir=str(cache_dir) if cache_dir else None)
+        except Exception as e:  # noqa: BLE001  hub and network errors come in many types; all mean "no weights"
+            raise ClipLoadError(
+                f"could not get CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}. With network access, "
+                f"`vj models fetch {name}/{pretrained}` downloads them once into the cache") from None
+        tokenizer = open_clip.get_tokenizer(name)
+    return ClipGuide(model, tokenizer, name, pretrained).to(device)
+
+
+@contextlib.contextmanager
+def _open_clip_logs_at_debug() -> Iterator[None]:
+    """open_clip logs a dozen lines per load on the root logger (and an ERROR for weights it cannot download, which
+    the caller reports in its own words): while it loads, they go to this module's log at DEBUG."""
+    root = logging.getLogger()
+
+    def to_debug(record: logging.LogRecord) -> bool:
+        if record.name != "root":
+            return True
+        log.debug("open_clip: %s", record.getMessage())
+        return False
+    root.addFilter(to_debug)
     try:
-        model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
-                                       cache_dir=str(cache_dir) if cache_dir else None)
-    except Exception as e:  # noqa: BLE001  hub and network errors come in many types; all mean "no weights"
-        raise ClipLoadError(
-            f"could not get CLIP weights {name}/{pretrained}: {type(e).__name__}: {e}. With network access, "
-            f"`vj models fetch {name}/{pretrained}` downloads them once into the cache") from None
-    return ClipGuide(model, open_clip.get_tokenizer(name), name, pretrained).to(device)
+        yield
+    finally:
+        root.removeFilter(to_debug)

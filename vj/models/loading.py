@@ -74,8 +74,9 @@ def _generator(spec: str, cache: Path, fallback: bool, seed: int, notes: list[st
     except (registry.DownloadError, CheckpointError) as e:
         if not fallback or (spec not in registry.GENERATORS):
             raise ModelError(str(e)) from None
-        notes.append(f"generator {spec} is not available ({e}); running a tiny random generator instead. "
-                     f"Get the real one with `vj models fetch {spec}` when online.")
+        log.debug("generator %s: %s", spec, e)
+        notes.append(f"generator {spec} is not here and cannot be downloaded now: running a tiny random one "
+                     f"(its pictures are noise). Fix: `vj models fetch {spec}` with network.")
         return tiny_generator(seed)
 
 
@@ -86,8 +87,9 @@ def _clip(spec: str, cache: Path, device: torch.device, precision: str, fallback
     except ClipLoadError as e:
         if not fallback:
             raise ModelError(str(e)) from None
-        notes.append(f"CLIP {spec} is not available ({e}); running a tiny random CLIP instead, so prompts will "
-                     f"not steer the picture meaningfully. Get it with `vj models fetch {spec}` when online.")
+        log.debug("CLIP %s: %s", spec, e)
+        notes.append(f"CLIP {spec} is not here and cannot be downloaded now: running a tiny random one (prompts "
+                     f"will not steer the picture). Fix: `vj models fetch {spec}` with network.")
         return load_clip(TINY, device, "fp32", seed=seed)
 
 
