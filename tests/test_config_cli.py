@@ -205,8 +205,10 @@ def test_values_that_only_fail_together_are_refused_when_read():
     assert config.load(None, ["audio.fft_size=4096", "audio.block_size=2048"]).audio.block_size == 2048
 
 
-def test_the_config_knows_the_compositor_effects():
-    """config.py sits below vj.render and cannot import the effect list; it keeps its own, held equal here."""
-    from vj.render.compositor import EFFECTS
+def test_every_effect_the_config_accepts_has_its_shader():
+    """The effect names live in config.py (the bottom layer, which checks them when it reads a file); the
+    compositor's chain is that list, and each name needs its shader."""
+    from vj.render.compositor import EFFECTS, SHADER_DIR
 
-    assert tuple(config.EFFECT_NAMES) == tuple(EFFECTS)
+    assert EFFECTS is config.EFFECT_NAMES
+    assert all((SHADER_DIR / f"{name}.frag").is_file() for name in config.EFFECT_NAMES)

@@ -17,10 +17,12 @@ from pathlib import Path
 import moderngl
 import numpy as np
 
+from vj.config import EFFECT_NAMES
+
 log = logging.getLogger(__name__)
 
 SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
-EFFECTS = ("feedback", "zoom_pulse", "hue_shift", "rgb_split", "kaleidoscope", "vignette")
+EFFECTS = EFFECT_NAMES  # in chain order; the names live with the config, which checks them when it is read
 
 
 @dataclass
