@@ -9,7 +9,7 @@ from vj import config
 
 
 def test_default_toml_lists_exactly_the_defaults():
-    assert config.load(REPO / "configs" / "default.toml") == config.Config()
+    assert config.load(config.packaged("default.toml")) == config.Config()
 
 
 def test_file_errors_name_the_key_and_the_file(tmp_path):

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from conftest import REPO, run_vj, wait_for
-from vj.control.midi import (CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow, learn,
-                           load_mapping)
+from vj.control.midi import (CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow,
+                           bundled_mappings, learn, load_mapping)
 from vj.control.state import ShowState
 
 CC, NOTE_ON = 0xB0, 0x90
@@ -68,10 +68,11 @@ def test_notes_trigger_actions_and_prompt_slots():
     assert route.warnings == 1
 
 
-def test_example_mappings_load():
-    for path in (REPO / "configs" / "midi").glob("*.toml"):
+def test_example_mappings_load_by_path_and_by_name():
+    assert set(bundled_mappings()) == {"akai-apc-mini", "novation-launchcontrol-xl"}
+    for name, path in bundled_mappings().items():
         mapping = load_mapping(path)
-        assert mapping.cc and mapping.notes
+        assert mapping.cc and mapping.notes and load_mapping(name) == mapping
 
 
 @pytest.mark.parametrize("text,needle", [

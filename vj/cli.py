@@ -263,6 +263,20 @@ def cmd_midi_learn(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_midi_mappings(args: argparse.Namespace) -> int:
+    from vj.control.midi import bundled_mappings
+
+    for name, path in bundled_mappings().items():
+        print(f"{name:28s} {path}")
+    print("use one with --set control.midi_mapping=NAME, or copy it and change it")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(config_mod.packaged("default.toml").read_text(encoding="utf-8"), end="")
+    return 0
+
+
 def cmd_midi_ports(args: argparse.Namespace) -> int:
     from vj.devices import describe_devices
 
@@ -371,11 +385,14 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help='print {"onsets": [...], "beats": [...], "tempo": [[t, bpm]]}')
 
     command("osc", cmd_osc, "print the OSC address table (what vj listens to and sends back)")
+    command("config", cmd_config, "print the default configuration, every key with its comment (vj config > my.toml)")
 
     midi = sub.add_parser("midi", help="MIDI ports and mapping", description="MIDI ports and mapping",
                           parents=[common])
     midi_sub = midi.add_subparsers(dest="midi_command", required=True, metavar="ACTION", parser_class=Parser)
     command("ports", cmd_midi_ports, "list MIDI input ports", into=midi_sub)
+    command("mappings", cmd_midi_mappings, "list the mappings that come with vj (control.midi_mapping = NAME)",
+            into=midi_sub)
     p = command("learn", cmd_midi_learn, "touch a control, pick what it drives; the mapping file is written",
                 into=midi_sub)
     p.add_argument("port", help="input port name substring (\"*\" = all)")

@@ -1,6 +1,7 @@
 """The one typed config: frozen dataclasses, read from TOML, overridden by `--set section.key=value`.
 
-The defaults here are the defaults; `configs/default.toml` spells them out for people (a test keeps the two equal).
+The defaults here are the defaults; `vj/configs/default.toml` (package data: `vj config default` prints it) spells
+them out for people (a test keeps the two equal).
 An unknown section or key, a value of the wrong type, or one outside what its key allows (`VALUE_CHECKS`, checked
 as it is read, so a show never starts on a value it would trip over), is a `ConfigError`: one line naming the key,
 where it came from, the value and what is allowed.
@@ -16,6 +17,7 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +93,7 @@ class ControlConfig:
     osc_allow: list[str] = field(default_factory=list)  # addresses/networks allowed to send OSC; [] = any that reach it
     osc_port_search: int = 0            # port taken: try the next N ports (0 = stop with a clear error)
     midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
-    midi_mapping: str = ""              # mapping TOML file (configs/midi/*.toml)
+    midi_mapping: str = ""              # mapping TOML file, or a bundled one's name (`vj midi mappings`)
     prompt_bank: list[str] = field(default_factory=lambda: [
         "a neon city at night", "a deep blue ocean, bioluminescence", "a field of sunflowers, violet sky",
         "fire and ice", "liquid chrome, studio light", "a forest in fog"])  # prompts that MIDI notes can call up
@@ -324,6 +326,11 @@ def _check_together(config: Config) -> str | None:
     if a.fft_size < a.block_size:
         return f"audio.fft_size: must be at least audio.block_size ({a.block_size}), got {a.fft_size}"
     return None
+
+
+def packaged(*parts: str) -> Path:
+    """A file shipped inside the package (`vj/configs/...`), where it is installed."""
+    return Path(str(resources.files("vj").joinpath("configs", *parts)))
 
 
 def from_dict(data: dict, source: str, base: Config | None = None) -> Config:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vj.config import read_toml
+from vj.config import packaged, read_toml
 from vj.control.state import PARAMS, ControlError, ShowState
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,16 @@ def _rows(data: dict, table: str, path: Path) -> list[dict]:
     return rows
 
 
+def bundled_mappings() -> dict[str, Path]:
+    """The example mappings shipped with vj, by name (`akai-apc-mini`, ...)."""
+    return {p.stem: p for p in sorted(packaged("midi").glob("*.toml"))}
+
+
 def load_mapping(path: str | Path) -> MidiMapping:
+    """A mapping file, or a bundled mapping by name (a file of that name wins)."""
     path = Path(path)
+    if not path.exists() and str(path) in bundled_mappings():
+        path = bundled_mappings()[str(path)]
     data = read_toml(path, MidiMappingError)
     unknown = set(data) - {"cc", "note", "device"}
     if unknown:

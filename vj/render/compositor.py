@@ -2,7 +2,7 @@
 
 One compositor serves the live window and the offline render (a headless EGL context). Each pass is a
 full-screen triangle drawing into one of two ping-pong framebuffers; the final image is also kept as the
-"history" texture that feedback effects read on the next frame. Shaders live one per file in `shaders/`;
+"history" texture that feedback effects read on the next frame. Shaders live one per file in `vj/render/shaders/`;
 `reload_changed()` recompiles edited ones, and a shader that fails to compile keeps the last good program and
 leaves the compiler's message in `errors`.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import moderngl
@@ -21,7 +22,7 @@ from vj.config import EFFECT_NAMES
 
 log = logging.getLogger(__name__)
 
-SHADER_DIR = Path(__file__).resolve().parents[2] / "shaders"
+SHADER_DIR = Path(str(resources.files("vj.render") / "shaders"))  # package data: in a wheel too
 EFFECTS = EFFECT_NAMES  # in chain order; the names live with the config, which checks them when it is read
 
 
