@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -12,9 +13,12 @@ from conftest import REPO
 
 
 def test_a_wheel_installs_and_renders_from_a_folder_outside_the_checkout(tmp_path):
-    dist = tmp_path / "dist"
+    # Built from a copy: setuptools keeps a build/ folder in the source tree, whose stale files would go along.
+    source, dist = tmp_path / "source", tmp_path / "dist"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "out", "*.egg-info",
+                                                                ".pytest_cache", ".whl", ".gl", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-w", str(dist), str(REPO)], check=True, cwd=tmp_path, timeout=300)
+                    "--no-index", "-w", str(dist), str(source)], check=True, cwd=tmp_path, timeout=300)
     (wheel,) = dist.glob("vj-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
