@@ -89,3 +89,25 @@ def _port() -> int:
     from conftest import free_port
 
     return free_port()
+
+
+def test_a_taken_port_is_said_before_the_networks_load(x_display, tmp_path):
+    """With the full-size networks asked for (not the tiny ones), a mistake found in a second stops vj before they
+    load: no download attempt, no fallback, one line."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, VJ
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DISPLAY": x_display, "VJ_CACHE": str(tmp_path / "empty-cache")}
+        started = time.time()
+        done = subprocess.run([*VJ, "live", "--set", f"control.osc_port={port}"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        elapsed = time.time() - started
+    assert done.returncode == 1 and f"cannot listen for OSC on 127.0.0.1:{port}" in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "generator" not in done.stderr + done.stdout, done.stderr  # nothing else was tried
+    assert elapsed < 15, elapsed  # python and torch start in a few seconds here; loading would take far longer

@@ -150,27 +150,31 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
               offscreen: bool = False, models: Models | None = None,
               ended: Callable[[], bool] = lambda: False,
               sound: tuple[RingBuffer, int] | None = None) -> int:
-    """Loads the networks, opens control and the window, warms the engine up, calls `begin` (audio starts, the
+    """Opens control and the window, loads the networks, warms the engine up, calls `begin` (audio starts, the
     clock runs), then draws. `on_frame(perf_counter after the swap, effect inputs or None, newest engine frame or
     None)` is called for every displayed frame; `offscreen` draws into an EGL framebuffer instead of a window
     (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model). The show ends on quit,
     after `duration` seconds of wall time, or when `ended()` says so (a rehearsal's track). `sound` = (the audio ring
     the analysis reads, its sample rate) goes into a recording."""
-    models = models or load_models(cfg.model)
-    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
-                                truncation_psi=cfg.model.truncation_psi)
     state = show_state(cfg.optimizer)
     c = cfg.control
+    # What can go wrong in a second comes first (the OSC port, the MIDI mapping, the window, the shaders), so a
+    # mistake is said before the networks spend a minute loading.
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = _midi(cfg, state)
-    # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
-    previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
-    current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
-    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
     d = cfg.display
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
+    if models is None:
+        _show_status(window, hud_overlay, "loading the networks")
+        models = load_models(cfg.model)
+    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
+                                truncation_psi=cfg.model.truncation_psi)
+    # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
+    previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
+    current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
+    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
     recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf,
                             sample_rate=sound[1] if sound else None) if record else None
     logged = {"changes": 0, "cue": None}  # how far the control log has got
@@ -307,17 +311,21 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     return 0
 
 
+def _show_status(window: Window | OffscreenWindow, hud: Hud, status: str) -> None:
+    """One black frame with a line of status (before the show: loading, warming up)."""
+    window.set_title(f"vj  {status}")
+    hud.set_lines([status])
+    window.present(None)
+    hud.draw(window.screen, window.framebuffer_size)
+    window.swap()
+
+
 def _wait_for_warm_up(window: Window | OffscreenWindow, hud: Hud, worker: EngineWorker, state: ShowState) -> bool:
     """Draws black with the warm-up's progress until the engine is ready; False if the show was quit meanwhile."""
     while not worker.ready.wait(0.05):
         if window.should_close or state.snapshot().quit or any(k in (glfw.KEY_ESCAPE, glfw.KEY_Q) for k in window.poll()):
             return False
-        status = worker.warming_up or ""
-        window.set_title(f"vj  {status}")
-        hud.set_lines([status])
-        window.present(None)
-        hud.draw(window.screen, window.framebuffer_size)
-        window.swap()
+        _show_status(window, hud, worker.warming_up or "")
     return True
 
 
