@@ -26,7 +26,7 @@ def test_no_jack_or_alsa_chatter_when_there_is_no_server():
 
 def test_open_clip_loading_logs_nothing_above_debug(monkeypatch, tmp_path, caplog):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(clip_mod, "_hub_offline_unless_reachable", lambda: None)
+    monkeypatch.setattr(clip_mod, "hub_reachable", lambda: False)
     with caplog.at_level(logging.DEBUG):
         with pytest.raises(clip_mod.ClipLoadError):
             clip_mod.load_clip("ViT-B-32/openai", cache_dir=tmp_path)
@@ -47,3 +47,20 @@ def test_each_fallback_is_one_short_line_with_its_fix(monkeypatch, tmp_path, cap
         loading.load_models(ModelConfig(cache_dir=str(tmp_path)))
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(said) == 2 and all(len(line) < 200 and "Fix: `vj models fetch " in line for line in said), said
+
+
+def test_loading_leaves_the_process_as_it_was(monkeypatch, tmp_path):
+    """No offline flag left set for the whole process, no global random seed set by a loader."""
+    import huggingface_hub.constants
+    import torch
+
+    monkeypatch.setattr(clip_mod, "hub_reachable", lambda: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    state = torch.get_rng_state()
+    with pytest.raises(clip_mod.ClipLoadError):
+        clip_mod.load_clip("ViT-B-32/openai", cache_dir=tmp_path)
+    assert huggingface_hub.constants.HF_HUB_OFFLINE is False
+    a, b = loading.tiny_generator(3), loading.tiny_generator(3)
+    clip_mod.load_clip("tiny", seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # still the seed's weights

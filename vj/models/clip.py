@@ -45,14 +45,23 @@ def hub_reachable(host: str = HUB_HOST, timeout: float = 3.0) -> bool:
         return False
 
 
-def _hub_offline_unless_reachable() -> None:
+@contextlib.contextmanager
+def _hub_offline_unless_reachable() -> Iterator[None]:
     """Without a route to the hub, huggingface_hub retries with back-off for about 45 s before failing. Offline
-    mode makes it use the local cache only: cached weights load, missing ones fail at once."""
-    if not hub_reachable():
-        import huggingface_hub.constants
+    mode makes it use the local cache only: cached weights load, missing ones fail at once. Only while vj loads:
+    the setting is the whole process's."""
+    if hub_reachable():
+        yield
+        return
+    import huggingface_hub.constants
 
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
-        log.debug("%s is unreachable: CLIP weights come from the local cache only", HUB_HOST)
+    before = huggingface_hub.constants.HF_HUB_OFFLINE
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    log.debug("%s is unreachable: CLIP weights come from the local cache only", HUB_HOST)
+    try:
+        yield
+    finally:
+        huggingface_hub.constants.HF_HUB_OFFLINE = before
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -126,17 +135,20 @@ def load_clip(spec: str, device: torch.device | str = "cpu", precision: str = "f
     import open_clip
 
     name, pretrained = parse_spec(spec)
+    hub = contextlib.nullcontext()
     if name == TINY_ARCH:
         _add_tiny_config()
-        torch.manual_seed(seed)
     elif name not in open_clip.list_models():
         raise ClipLoadError(f"unknown CLIP model {name!r} (see open_clip.list_models(); e.g. ViT-B-32/openai)")
     elif pretrained and not Path(pretrained).is_file():
-        _hub_offline_unless_reachable()
+        hub = _hub_offline_unless_reachable()
     device = torch.device(device)
     if precision not in ("fp32", "fp16", "bf16"):
         raise ValueError(f"CLIP precision must be fp32, fp16 or bf16, got {precision!r}")
-    with _open_clip_logs_at_debug():
+    # Random weights (tiny, or a named model without pretrained ones) come from the seed, on a forked generator:
+    # loading leaves the process's random state as it was.
+    with hub, torch.random.fork_rng(), _open_clip_logs_at_debug():
+        torch.manual_seed(seed)
         try:
             model = open_clip.create_model(name, pretrained=pretrained, precision=precision, device=device,
                                            cache_dir=str(cache_dir) if cache_dir else None)

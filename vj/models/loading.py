@@ -60,8 +60,10 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def tiny_generator(seed: int = 0) -> Generator:
-    torch.manual_seed(seed)
-    return Generator(**TINY_GENERATOR).eval().requires_grad_(False)
+    """The tiny StyleGAN3-T with weights from `seed` (on a forked generator: the process's random state stays)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Generator(**TINY_GENERATOR).eval().requires_grad_(False)
 
 
 def _generator(spec: str, cache: Path, fallback: bool, seed: int, notes: list[str]) -> Generator:
