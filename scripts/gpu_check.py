@@ -17,6 +17,7 @@ prints the Markdown last.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import multiprocessing
 import os
@@ -51,26 +52,50 @@ class Budget:
         return self.deadline - time.monotonic()
 
 
-def run_rows(rows: list[dict], name: str, cases: list[dict], measure: Callable[..., dict], budget: Budget,
-             cuda: bool, min_left: float = 5.0) -> None:
-    """measure(**case) for each case in order, one row each: the figures, or why there are none."""
-    for case in cases:
-        row = {"section": name, **case}
-        if case.get("device", "cpu").startswith("cuda") and not cuda:
-            row["status"] = "absent (no CUDA device)"
-        elif budget.left < min_left:
-            row["status"] = "not run (time budget spent)"
-        else:
-            try:
-                row.update(measure(**case))
-                row["status"] = "ok"
-            except Exception as e:  # noqa: BLE001  one failed case must not cost the rest of the device time
-                row["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-                traceback.print_exc()
-            if cuda:
-                torch.cuda.empty_cache()
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+class Check:
+    """The report as it grows: rows are measured in order while the budget lasts, and the JSON and Markdown are
+    written after each one, so whatever stops the run (its time limit, a hang) leaves what was measured."""
+
+    def __init__(self, out: Path, budget: Budget, cuda: bool):
+        self.out, self.budget, self.cuda = out, budget, cuda
+        self.started = time.monotonic()
+        self.rows: list[dict] = []
+        self.report: dict = {"machine": environment(cuda), "cuda": cuda, "targets": TARGETS, "rows": self.rows,
+                             "cuda_tests": {"status": "not run yet"}}
+        print(json.dumps(self.report["machine"]), flush=True)
+
+    def write(self) -> str:
+        self.report["seconds"] = round(time.monotonic() - self.started, 1)
+        (self.out / "gpu_check.json").write_text(json.dumps(self.report, indent=1))
+        markdown = summary(self.report)
+        (self.out / "gpu_check.md").write_text(markdown)
+        return markdown
+
+    def run(self, name: str, cases: list[dict], measure: Callable[..., dict], min_left: float = 5.0) -> None:
+        """measure(**case) for each case in order, one row each: the figures, or why there are none. CPU rows
+        are this script's own smoke test: where a GPU is, they are skipped."""
+        for case in cases:
+            row = {"section": name, **case}
+            on_cuda = case.get("device", "cpu").startswith("cuda")
+            if on_cuda and not self.cuda:
+                row["status"] = "absent (no CUDA device)"
+            elif self.cuda and not on_cuda:
+                row["status"] = "not run (a CPU row: the smoke test where no GPU is)"
+            elif self.budget.left < min_left:
+                row["status"] = "not run (time budget spent)"
+            else:
+                try:
+                    row.update(measure(**case))
+                    fell_back = row.get("fallbacks")
+                    row["status"] = f"ok (fell back: {'; '.join(fell_back)[:300]})" if fell_back else "ok"
+                except Exception as e:  # noqa: BLE001  one failed case must not cost the rest of the device time
+                    row["status"] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                    traceback.print_exc()
+                if self.cuda:
+                    bench.fresh_gpu_memory()
+            self.rows.append(row)
+            print(json.dumps(row), flush=True)
+            self.write()
 
 
 def _in_child(measure: Callable[..., dict], case: dict, timeout: float) -> dict:
@@ -105,13 +130,15 @@ def environment(cuda: bool) -> dict:
 def cuda_tests(cuda: bool, budget: Budget, out: Path) -> dict:
     if not cuda:
         return {"status": "absent (no CUDA device)"}
-    timeout = min(240.0, budget.left - 60)
+    timeout = min(180.0, budget.left - 120)  # the compiled test comes last in its file: a timeout costs only it
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cuda"],
-                              cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        (out / "cuda_tests.log").write_text((e.stdout or b"").decode() if isinstance(e.stdout, bytes) else e.stdout or "")
-        return {"status": f"timed out after {timeout:.0f} s"}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-v", "--durations=0", "-p", "no:cacheprovider",
+                               "tests/cuda"], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:  # -v: the log still says which tests passed before
+        partial = e.stdout.decode() if isinstance(e.stdout, bytes) else e.stdout or ""
+        (out / "cuda_tests.log").write_text(partial)
+        passed = partial.count(" PASSED")
+        return {"status": f"timed out after {timeout:.0f} s", "summary": f"{passed} passed before"}
     (out / "cuda_tests.log").write_text(done.stdout + done.stderr)
     summary = [line for line in done.stdout.splitlines() if " passed" in line or " failed" in line or "error" in line]
     return {"status": "ok" if done.returncode == 0 else "failed", "summary": summary[-1] if summary else "",
@@ -136,7 +163,7 @@ def live_case(size: str, seconds: float, overrides: list[str], networks: tuple[s
         G = bench.random_generator(arch, resolution, str(device)).set_precision(precision)
         models = Models(G, load_clip(f"{clip}/random", device, precision), device)
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        bench.fresh_gpu_memory()
     result = bench.live(cfg, seconds, warmup=2.0, offscreen=True, models=models)
     result.update(settings=overrides, networks=networks or "tiny", **bench._memory(cuda))
     return result
@@ -152,55 +179,63 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     cuda = torch.cuda.is_available()
     budget = Budget(args.budget_s or (420.0 if cuda else 120.0))
-    started = time.monotonic()
-    report: dict = {"machine": environment(cuda), "cuda": cuda, "targets": TARGETS}
-    print(json.dumps(report["machine"]), flush=True)
-    report["cuda_tests"] = cuda_tests(cuda, budget, out)
-    print(json.dumps({"cuda_tests": report["cuda_tests"]}), flush=True)
-    rows: list[dict] = []
-    report["rows"] = rows
+    # A hang must not eat the device time in silence: every thread's stack to the log, and out.
+    faulthandler.dump_traceback_later(budget.left + 60, exit=True)
+    check = Check(out, budget, cuda)
+    check.report["cuda_tests"] = cuda_tests(cuda, budget, out)
+    print(json.dumps({"cuda_tests": check.report["cuda_tests"]}), flush=True)
+    check.write()
 
-    run_rows(rows, "frame transfer", [dict(device="cuda", size=1024)], lambda device, size: bench.transfer(size),
-             budget, cuda)
+    check.run("frame transfer", [dict(device="cuda", size=1024)], lambda device, size: bench.transfer(size))
 
-    # Guided steps as the engine runs them: the full-size pair on CUDA, the tiny pair everywhere.
-    guided = [dict(resolution=64, generator_arch="tiny", clip="tiny", cutouts=4, precision=p, device="cpu",
-                   repeats=3) for p in ("fp32", "bf16", "fp16")]
-    guided += [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, precision=p, device="cuda",
-                    repeats=20, graphs=g)
-               for p in ("bf16", "fp16", "fp32") for g in (True, False) for n in (8, 16, 32)]
-    run_rows(rows, "guided step", guided, bench.guidance, budget, cuda)
+    # Most important first: the guided step as the engine runs it (T-512 + ViT-B/32, captured), then the live show
+    # (3 of the 5 targets), then synthesis; the compiled cases, which need minutes, only with room for them; then
+    # the rest of each matrix while the budget lasts. The tiny rows are the smoke test where no GPU is.
+    def guided(n: int, precision: str, graphs: bool = True, **more) -> dict:
+        return dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=n, precision=precision,
+                    device="cuda", repeats=20, graphs=graphs, **more)
 
-    synthesis = [dict(arch="tiny", resolution=64, dtype=d, device="cpu", repeats=3) for d in ("fp32", "bf16", "fp16")]
-    synthesis += [dict(arch=arch, resolution=res, dtype=d, device="cuda", repeats=20, graphs=g)
-                  for arch, res in (("T", 512), ("T", 256), ("T-published-256", 256), ("R", 512), ("R", 256),
-                                    ("R-published-256", 256))
-                  for d in ("fp16", "bf16", "fp32") for g in (True, False)]
-    run_rows(rows, "synthesis", synthesis, bench.generator, budget, cuda)
+    def synthesis(arch: str, resolution: int, dtype: str, graphs: bool = True, **more) -> dict:
+        return dict(arch=arch, resolution=resolution, dtype=dtype, device="cuda", repeats=20, graphs=graphs, **more)
 
-    # The live show as `vj live` runs it (compile off: a compile would not fit the budget), offscreen.
-    tiny = ["model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=4", "optimizer.min_cutouts=2"]
+    tiny_guided = [dict(resolution=64, generator_arch="tiny", clip="tiny", cutouts=4, precision=p, device="cpu",
+                        repeats=3) for p in ("fp32", "bf16", "fp16")]
+    core_guided = [guided(8, "bf16"), guided(16, "bf16"), guided(32, "bf16"), guided(32, "bf16", graphs=False),
+                   guided(32, "fp16"), guided(32, "fp32")]
+    check.run("guided step", tiny_guided + core_guided, bench.guidance)
+
+    # The live show as `vj live` runs it, offscreen: eager and captured (a compile would not fit the budget).
+    tiny = ["model.device=cpu", "model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=4",
+            "optimizer.min_cutouts=2"]
     full = ["optimizer.cutouts=32", "optimizer.min_cutouts=8", "optimizer.compile=off", "optimizer.frame_budget_ms=16"]
     live = [dict(size="640x360", seconds=4.0, overrides=tiny, device="cpu"),
             dict(size="1920x1080", seconds=10.0, overrides=full, networks=("T-published-256", "ViT-B-32", 256),
                  device="cuda")]
-    run_rows(rows, "live (offscreen)", live, lambda device, **kw: live_case(**kw), budget, cuda, min_left=40)
+    check.run("live (offscreen)", live, lambda device, **kw: live_case(**kw), min_left=40)
 
-    # Compiled (inductor) cases last: each compiles for a minute or more, in a child the budget can stop.
-    compiled = [dict(resolution=512, generator_arch="T", clip="ViT-B-32", cutouts=32, precision="bf16",
-                     device="cuda", repeats=20, compile="on", graphs=True)]
-    run_rows(rows, "guided step (compiled)", compiled,
-             lambda **case: _in_child(bench.guidance, case, budget.left - 10), budget, cuda, min_left=60)
-    compiled = [dict(arch="T", resolution=512, dtype=d, device="cuda", repeats=20, compiled=True, graphs=True)
-                for d in ("bf16", "fp16")]
-    run_rows(rows, "synthesis (compiled)", compiled,
-             lambda **case: _in_child(bench.generator, case, budget.left - 10), budget, cuda, min_left=45)
+    tiny_synthesis = [dict(arch="tiny", resolution=64, dtype=d, device="cpu", repeats=3)
+                      for d in ("fp32", "bf16", "fp16")]
+    core_synthesis = [synthesis("T", 512, "fp16"), synthesis("T", 512, "bf16"), synthesis("T", 512, "bf16", False),
+                      synthesis("T-published-256", 256, "bf16"), synthesis("R", 512, "bf16"),
+                      synthesis("R-published-256", 256, "bf16")]
+    check.run("synthesis", tiny_synthesis + core_synthesis, bench.generator)
 
-    report["seconds"] = round(time.monotonic() - started, 1)
-    (out / "gpu_check.json").write_text(json.dumps(report, indent=1))
-    markdown = summary(report)
-    (out / "gpu_check.md").write_text(markdown)
-    print(markdown, flush=True)
+    # Compiled (inductor), each in a child the budget can stop: a compile of the whole step takes minutes.
+    check.run("guided step (compiled)", [guided(32, "bf16", compile="on")],
+              lambda **case: _in_child(bench.guidance, case, budget.left - 10), min_left=200)
+    check.run("synthesis (compiled)", [synthesis("T", 512, d, compiled=True) for d in ("bf16", "fp16")],
+              lambda **case: _in_child(bench.generator, case, budget.left - 10), min_left=90)
+
+    # The rest of the matrices, while the budget lasts.
+    rest_guided = [guided(n, p, g) for p in ("bf16", "fp16", "fp32") for g in (True, False) for n in (8, 16, 32)]
+    check.run("guided step", [c for c in rest_guided if c not in core_guided], bench.guidance)
+    rest_synthesis = [synthesis(arch, res, d, g) for arch, res in (("T", 512), ("T", 256), ("T-published-256", 256),
+                                                                   ("R", 512), ("R", 256), ("R-published-256", 256))
+                      for d in ("fp16", "bf16", "fp32") for g in (True, False)]
+    check.run("synthesis", [c for c in rest_synthesis if c not in core_synthesis], bench.generator)
+
+    faulthandler.cancel_dump_traceback_later()
+    print(check.write(), flush=True)
 
 
 def _fmt(value) -> str:

@@ -193,3 +193,18 @@ def test_frame_pixels_are_the_rounded_image(fixture_t, tiny_clip):
     expected = ((image.permute(1, 2, 0) + 1) / 2).clamp(0, 1).mul(255).add(0.5).floor()
     assert pixels.dtype == np.uint8 and pixels.shape == (64, 64, 3)
     assert np.abs(pixels.astype(int) - expected.numpy().astype(int)).max() <= 1
+
+
+def test_a_failing_compiled_step_falls_back_to_eager_and_says_so(fixture_t, tiny_clip):
+    """What the engine does when compiled code (or, on CUDA, a graph capture) fails: the show goes on."""
+    G, _ = fixture_t
+    opt = LatentOptimizer(G, tiny_clip, CFG, seed=1)
+    opt.set_prompts([WeightedPrompt("a cat")])
+
+    def broken(*args):
+        raise RuntimeError("inductor could not compile this")
+
+    opt._step_fn, opt.compiled = broken, True
+    result = opt.step()
+    assert torch.isfinite(result.loss) and not opt.compiled and opt._step_fn == opt.guided_step
+    assert opt.fallbacks == ["compiled code: RuntimeError: inductor could not compile this"]

@@ -6,6 +6,7 @@ measured work), so they include everything a frame pays for.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import platform
@@ -67,6 +68,14 @@ def random_generator(arch: str, resolution: int, device: str = "cpu"):
     return Generator(**kwargs).eval().requires_grad_(False).to(device)
 
 
+def fresh_gpu_memory() -> None:
+    """Frees what earlier cases left (an optimiser sits in a reference cycle until collected) and restarts the
+    peak count, so each case's peak is its own."""
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+
+
 def _memory(cuda: bool) -> dict:
     return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if cuda else {}
 
@@ -78,7 +87,7 @@ def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp3
 
     cuda = device.startswith("cuda")
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        fresh_gpu_memory()
     else:
         keep_freed_memory()  # as vj's model loading does
     G = random_generator(arch, resolution, device).set_precision(dtype)
@@ -106,7 +115,7 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
 
     cuda = device.startswith("cuda")
     if cuda:
-        torch.cuda.reset_peak_memory_stats()
+        fresh_gpu_memory()
     else:
         keep_freed_memory()  # as vj's model loading does
     G = random_generator(generator_arch, resolution, device).set_precision(precision)
@@ -124,7 +133,7 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
             "cutouts": cutouts, "device": device, "precision": precision, "compiled": optimizer.compiled,
             "graphs": optimizer.graphs is not None, **result, "steps_per_s": round(1000 / result["ms_median"], 2),
             "warm_up_s": round(warm_up_s, 2), "graph_replays": replays, "skipped_steps": int(optimizer.skipped),
-            "loss_scale": float(optimizer.loss_scale), **_memory(cuda)}
+            "loss_scale": float(optimizer.loss_scale), "fallbacks": optimizer.fallbacks, **_memory(cuda)}
 
 
 def transfer(size: int = 1024, repeats: int = 50) -> dict:

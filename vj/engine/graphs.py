@@ -41,17 +41,29 @@ class CapturedCalls:
         return key in self._graphs
 
     def capture(self, key: Hashable, fn: Callable[[], Sequence[torch.Tensor]]) -> None:
+        """Warms fn up on a side stream, then captures it. A failed capture raises with its real cause (torch
+        reports the capture's end failing instead) and leaves the stream and the state as they were."""
         restore = self.snapshot()
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_CALLS):
-                fn()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            outputs = fn()
-        restore()
+        stream = torch.cuda.current_stream(self.device)
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(stream)
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_CALLS):
+                    fn()
+            stream.wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                # thread_local: CUDA calls of other threads (the render loop freeing a pinned frame) are not
+                # mistaken for part of this capture
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    outputs = fn()
+            except Exception as e:
+                torch.cuda.set_stream(stream)  # the graph's __exit__ did not get to it
+                cause = e.__context__ or e
+                raise RuntimeError(f"capturing {key!r} failed: {type(cause).__name__}: {cause}") from cause
+        finally:
+            restore()
         self._graphs[key] = (graph, outputs)
         self.captures += 1
         log.debug("captured a CUDA graph for %r", key)

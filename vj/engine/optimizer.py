@@ -114,6 +114,7 @@ class LatentOptimizer:
             self.compiled = True
         self.graphs = CapturedCalls(self.device, self._snapshot) \
             if cfg.cuda_graphs and self.device.type == "cuda" else None
+        self.fallbacks: list[str] = []  # what failed and was given up (graphs, compiled code), in words
 
     # -- prompts and shapes -----------------------------------------------------------------------------
     def set_prompts(self, prompts: tuple[WeightedPrompt, ...] | list[WeightedPrompt]) -> None:
@@ -222,17 +223,22 @@ class LatentOptimizer:
         return self._step_fn(self.q, self.v, self.steps_taken, self.lr, self.uniforms, self.noise, self.transform)
 
     def _call(self, key: tuple, fn: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
-        """fn through its CUDA graph (when graphs are on), compiled (when compiling is on) or eagerly."""
+        """fn through its CUDA graph (when graphs are on), compiled (when compiling is on) or eagerly. A failure
+        of the graphs drops them (keeping the compiled code); one of the compiled code then runs eagerly: the show
+        goes on, and `fallbacks` says what happened."""
         try:
             return self.graphs.run(key, fn) if self.graphs is not None else fn()
         except Exception as e:  # noqa: BLE001  a compiler or capture failure must not stop the show
             if not (self.compiled or self.graphs is not None) or isinstance(e, torch.OutOfMemoryError):
                 raise
-            log.warning("compiled/captured engine call failed (%s: %s); running eagerly from now on",
-                        type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-            self._step_fn, self._frame_fn, self.compiled, self.graphs = self.guided_step, self._display_frame, \
-                False, None
-            return fn()
+            what = "CUDA graphs" if self.graphs is not None else "compiled code"
+            self.fallbacks.append(f"{what}: {type(e).__name__}: {e}")
+            log.warning("%s failed in the engine (%s); going on without", what, type(e).__name__, exc_info=True)
+            if self.graphs is not None:
+                self.graphs = None
+            else:
+                self._step_fn, self._frame_fn, self.compiled = self.guided_step, self._display_frame, False
+            return self._call(key, fn)
 
     def set_transform(self, transform: np.ndarray) -> None:
         """The frame's input transform [3, 3], uploaded without making the host wait (through pinned memory)."""
