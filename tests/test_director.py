@@ -138,3 +138,39 @@ def test_recorded_config_with_a_bad_key_is_a_clear_error(tmp_path):
                                 "value": {"format": 1, "config": {"optimizer": {"warp": 1}}}}) + "\n")
     with pytest.raises(ShowLogError, match="unknown key optimizer.warp"):
         read_show_log(path).config()
+
+
+STEPS_SHEET = "[00:00.00]a\n[00:04.00]b {steps=7}\n[00:08.00]c\n[00:12.00]d {steps=1}\n[00:16.00]e\n"
+
+
+def played_from_the_start(t: float) -> int:
+    """The steps a render has at t: a fresh director that played the sheet from 0 to t."""
+    state, plan_for = show_state(OptimizerConfig()), None
+    plan_for = Director(OptimizerConfig(), state)
+    timeline = Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
+    steps = 0
+    for tick in np.arange(0.0, t + 1e-9, 0.5):
+        steps = plan_for.plan(float(tick), SILENCE, timeline.at(float(tick))).steps
+    return steps
+
+
+def test_cue_steps_are_undone_when_the_show_moves_back_before_the_cue():
+    """Home, seeks and cue jumps in any order: at each time the steps are what a render has there."""
+    cfg = OptimizerConfig()
+    state = show_state(cfg)
+    plan_for, timeline = Director(cfg, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
+    for t in (0.0, 5.0, 13.0, 9.0, 0.0, 17.0, 6.0, 1.0, 14.0, 3.0, 12.5, 8.0):
+        assert plan_for.plan(t, SILENCE, timeline.at(t)).steps == played_from_the_start(t), t
+    assert played_from_the_start(0.0) == cfg.steps_per_frame and played_from_the_start(9.0) == 7
+
+
+def test_a_knob_turned_after_a_cue_still_wins_when_the_show_moves_back():
+    cfg = OptimizerConfig()
+    state = show_state(cfg)
+    plan_for, timeline = Director(cfg, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
+    assert plan_for.plan(13.0, SILENCE, timeline.at(13.0)).steps == 1      # {steps=1}
+    state.set("steps_per_frame", 5, "midi")                               # the performer's turn
+    assert plan_for.plan(6.0, SILENCE, timeline.at(6.0)).steps == 5       # seek back: the turn stands
+    assert plan_for.plan(0.0, SILENCE, timeline.at(0.0)).steps == 5
+    assert plan_for.plan(4.0, SILENCE, timeline.at(4.0)).steps == 7       # a cue reached again applies again
+    assert plan_for.plan(1.0, SILENCE, timeline.at(1.0)).steps == 5       # ... and is undone to the turn's value

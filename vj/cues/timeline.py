@@ -21,6 +21,8 @@ class CueState:
     fade: float                         # 0..1 progress of the crossfade into the live cue
     cue: Cue | None = None              # the live cue
     next_cue: Cue | None = None         # the one after it, for preview
+    steps_from: int = -1                # the cue whose {steps} is in force here (-1: none so far)
+    steps: int | None = None            # ... and its value
 
 
 def mix(a: tuple[WeightedPrompt, ...], b: tuple[WeightedPrompt, ...], alpha: float) -> tuple[WeightedPrompt, ...]:
@@ -41,10 +43,15 @@ class Timeline:
         self.times = [c.time for c in self.cues]
         # What each cue shows: its own prompts, or the held prompts of the cue before (empty line), or none.
         self.effective: list[tuple[WeightedPrompt, ...]] = []
+        # Which cue's {steps} is in force at each cue: the director undoes a setting when the show moves back.
+        self.steps_from: list[int] = []
         held: tuple[WeightedPrompt, ...] = ()
-        for cue in self.cues:
+        steps_from = -1
+        for i, cue in enumerate(self.cues):
             held = () if cue.clear else (cue.prompts or held)
             self.effective.append(held)
+            steps_from = i if cue.steps is not None else steps_from
+            self.steps_from.append(steps_from)
 
     def index_at(self, t: float) -> int:
         return bisect.bisect_right(self.times, self.local(t)) - 1
@@ -65,7 +72,9 @@ class Timeline:
         previous = self.effective[i - 1] if i > 0 else ()
         # Out of nothing (the first cue, or after a clear) a prompt takes hold at once; between prompts it fades.
         fade = 1.0 if transition <= 0 or not previous else min(1.0, since / transition)
-        return CueState(i, mix(previous, self.effective[i], fade), since, fade, cue, next_cue)
+        steps_from = self.steps_from[i]
+        return CueState(i, mix(previous, self.effective[i], fade), since, fade, cue, next_cue, steps_from,
+                        self.cues[steps_from].steps if steps_from >= 0 else None)
 
 
 class WatchedTimeline:

@@ -4,7 +4,10 @@ generator's view, from the show state, the cue sheet and the audio.
 The live engine worker, the offline render and `vj replay` all ask one `Director`, so a render of a cue sheet
 and a replay of a recorded show follow the same rules as the show itself. A cue's own settings apply when the cue
 starts: `{steps=N}` sets the show's `steps_per_frame` (as if a performer had turned it, so a later turn still
-wins), `{boost=X}` is that cue's step-size boost.
+wins) from that cue on, `{boost=X}` is that cue's step-size boost. When the show moves back before a `{steps}`
+cue (Home, a seek, a cue jump, a loop), the steps become what they were there (the earlier cue's setting, or
+the value before the sheet set any), so a rewound rehearsal looks like the render, unless the performer has
+turned the knob since the last cue set it: then their value stands.
 """
 
 from __future__ import annotations
@@ -45,16 +48,16 @@ class Director:
     def __init__(self, cfg: OptimizerConfig, state: ShowState):
         self.cfg, self.state = cfg, state
         self.motion = Motion()
-        self._cue: int | None = None                    # the cue whose settings were applied last
+        self._steps_cue: tuple[int, int | None] = (-1, None)  # (cue, its {steps}) whose steps are in force
+        self._steps_before = cfg.steps_per_frame        # the steps before the sheet set any (undone to on a rewind)
         self._override: tuple[str, tuple[WeightedPrompt, ...] | None] = ("", None)  # last live prompt, parsed
 
     def plan(self, t: float, features: AudioFeatures, cue_state: CueState | None) -> FramePlan:
         """The plan for the frame at show time t. Call once per generated frame, in order (motion integrates)."""
         index = cue_state.index if cue_state else -1
-        if index != self._cue:
-            self._cue = index
-            if cue_state is not None and cue_state.cue is not None and cue_state.cue.steps is not None:
-                self.state.set("steps_per_frame", cue_state.cue.steps, "cue")
+        steps_cue = (cue_state.steps_from, cue_state.steps) if cue_state else (-1, None)
+        if steps_cue != self._steps_cue:
+            self._follow_cue_steps(steps_cue)
         snap = self.state.snapshot()
         prompts = self._live_prompts(snap.prompt_override) or (cue_state.prompts if cue_state else ())
         values = snap.values
@@ -67,6 +70,17 @@ class Director:
         transform = self.motion(t, features, values["motion_rotate"], values["motion_drift"])
         steps = 0 if snap.freeze else int(values["steps_per_frame"])
         return FramePlan(index, prompts, steps, lr, transform, snap)
+
+    def _follow_cue_steps(self, steps_cue: tuple[int, int | None]) -> None:
+        """The sheet's {steps} in force changed: a later cue's setting applies (over a turned knob, as a cue
+        does); moving back (or an edited sheet) restores the sheet's value there unless the knob was turned since."""
+        index, steps = steps_cue
+        snap = self.state.snapshot()
+        if self._steps_cue[0] < 0:  # the sheet takes over: remember what it replaces
+            self._steps_before = snap.values["steps_per_frame"]
+        if index > self._steps_cue[0] or snap.sources.get("steps_per_frame") == "cue":
+            self.state.set("steps_per_frame", self._steps_before if steps is None else steps, "cue")
+        self._steps_cue = steps_cue
 
     def _live_prompts(self, text: str | None) -> tuple[WeightedPrompt, ...] | None:
         """The live prompt override, parsed once per text; a bad one is logged once and the cue's prompt stays."""
