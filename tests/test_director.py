@@ -145,8 +145,7 @@ STEPS_SHEET = "[00:00.00]a\n[00:04.00]b {steps=7}\n[00:08.00]c\n[00:12.00]d {ste
 
 def played_from_the_start(t: float) -> int:
     """The steps a render has at t: a fresh director that played the sheet from 0 to t."""
-    state, plan_for = show_state(OptimizerConfig()), None
-    plan_for = Director(OptimizerConfig(), state)
+    plan_for = Director(OptimizerConfig(), show_state(OptimizerConfig()))
     timeline = Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
     steps = 0
     for tick in np.arange(0.0, t + 1e-9, 0.5):

@@ -7,9 +7,11 @@ frame index / fps offline), so the same sheet gives the same mix live, in rehear
 from __future__ import annotations
 
 import bisect
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
-from vj.cues.lrc import Cue, CueSheet
+from vj.cues.lrc import Cue, CueSheet, LrcError, read_lrc
 from vj.cues.prompts import WeightedPrompt
 
 
@@ -78,39 +80,62 @@ class Timeline:
 
 
 class WatchedTimeline:
-    """A timeline backed by a cue sheet file, reloaded when the file changes. A bad edit keeps the last good sheet
-    and leaves the reason in `error` (for the HUD and log), so the show never stops on a typo."""
+    """A timeline backed by a cue sheet file, reloaded when the file changes. The edit is parsed on a thread, so the
+    render loop that asks never waits on a long sheet; a bad edit keeps the last good sheet and leaves the reason in
+    `error` (for the HUD and log), so the show never stops on a typo."""
 
-    def __init__(self, path, transition_s: float = 1.0, lenient: bool = True, loop_s: float = 0.0):
-        from pathlib import Path
-
-        from vj.cues.lrc import read_lrc
-
+    def __init__(self, path: str | Path, transition_s: float = 1.0, lenient: bool = True, loop_s: float = 0.0):
         self.path, self.transition_s, self.lenient, self.loop_s = Path(path), transition_s, lenient, loop_s
-        self._read = read_lrc
         self.error: str | None = None
-        self.mtime = self.path.stat().st_mtime
-        self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s, loop_s)
+        self._seen = self._version()    # the file version the sheet (or the parse under way) came from
+        self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s, loop_s)  # a bad start: raises
+        self._parsing: threading.Thread | None = None
+        self._result: tuple[Timeline | None, str | None] | None = None  # set once by the parsing thread
+
+    def _version(self) -> tuple[int, int]:
+        info = self.path.stat()
+        return info.st_mtime_ns, info.st_size
 
     def reload_if_changed(self) -> bool:
-        """Re-reads the file if it changed; returns True when a new sheet took effect."""
-        from vj.cues.lrc import LrcError
+        """Takes in a finished parse and starts one for a newer edit; returns True when a new sheet took effect.
+        Never waits for a parse: call it as often as convenient."""
+        swapped = False
+        if self._parsing is not None and not self._parsing.is_alive():
+            self._parsing.join()
+            timeline, error = self._result or (None, "the parse ended without a result")
+            self._parsing, self._result = None, None
+            if timeline is not None:
+                self.timeline, self.error, swapped = timeline, None, True
+            else:
+                self.error = f"{error}; keeping the last good cue sheet"
+        if self._parsing is None:
+            try:
+                version = self._version()
+            except OSError as e:
+                self.error = f"{self.path}: {e.strerror or e}; keeping the last good cue sheet"
+                return swapped
+            if version != self._seen:
+                self._seen = version
+                self._parsing = threading.Thread(target=self._parse, name="vj-cue-sheet", daemon=True)
+                self._parsing.start()
+        return swapped
 
-        try:
-            mtime = self.path.stat().st_mtime
-        except OSError as e:
-            self.error = f"{self.path}: {e.strerror or e}; keeping the last good cue sheet"
-            return False
-        if mtime == self.mtime:
-            return False
-        self.mtime = mtime
-        try:
-            sheet = self._read(self.path, lenient=self.lenient)
-        except LrcError as e:
-            self.error = f"{e}; keeping the last good cue sheet"
-            return False
-        if not sheet.cues and self.timeline.cues:  # a file caught half-saved, or emptied by mistake
-            self.error = f"{self.path}: the edit has no cues left; keeping the last good cue sheet"
-            return False
-        self.timeline, self.error = Timeline(sheet, self.transition_s, self.loop_s), None
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits for a parse under way (tests, tools); True when none is left running."""
+        parsing = self._parsing
+        if parsing is not None:
+            parsing.join(timeout)
+            return not parsing.is_alive()
         return True
+
+    def _parse(self) -> None:  # on the parsing thread: its only write is the one assignment of _result
+        try:
+            sheet = read_lrc(self.path, lenient=self.lenient, require_cues=False)
+            if not sheet.cues:  # a file caught half-saved, or emptied by mistake
+                self._result = (None, f"{self.path}: the edit has no cues left")
+            else:
+                self._result = (Timeline(sheet, self.transition_s, self.loop_s), None)
+        except LrcError as e:
+            self._result = (None, str(e))
+        except Exception as e:  # noqa: BLE001 - whatever an edit holds, the show goes on with the last good sheet
+            self._result = (None, f"{self.path}: {type(e).__name__}: {e}")
