@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
+
+from vj.control.midi import ALSA_SEQUENCER
 
 
 def _audio() -> list[str]:
@@ -22,6 +25,9 @@ def _midi() -> list[str]:
     lines = []
     for api in rtmidi.get_compiled_api():
         name = rtmidi.get_api_display_name(api)
+        if api == rtmidi.API_LINUX_ALSA and not os.path.exists(ALSA_SEQUENCER):
+            lines.append(f"{name}: unavailable (no sequencer: {ALSA_SEQUENCER} is missing)")
+            continue
         try:
             midi_in = rtmidi.MidiIn(api)
         except rtmidi.SystemError as e:

@@ -1,11 +1,14 @@
-"""Native audio and MIDI libraries that talk on stderr: their messages go to vj's log at DEBUG instead.
+"""libjack talks on stderr: its messages go to vj's log at DEBUG instead.
 
 libjack prints several lines each time a client fails to reach a server ("Cannot connect to server socket ...",
 "jack server is not running ...", "JackShmReadWritePtr::~JackShmReadWritePtr ..."): once a second while vj
-watches for a MIDI port or reopens a lost audio device with no JACK server there. ALSA prints "ALSA lib seq_hw.c
-... failed" when a machine has no sequencer. vj already says what it means for the show in one line of its own
-(no audio input, MIDI port gone, ...). Both libraries let a program install its own message handler; python-rtmidi
-carries a libjack of its own beside the system's, so each copy gets one.
+watches for a MIDI port or reopens a lost audio device with no JACK server there. vj already says what it means
+for the show in one line of its own (no audio input, MIDI port gone, ...). libjack lets a program install its own
+message handler; python-rtmidi carries a libjack of its own beside the system's, so each copy gets one.
+
+ALSA's "ALSA lib seq_hw.c ... failed" (a machine with no sequencer) is not handled here: its handler is variadic,
+and a ctypes callback for it crashed the process (seen under rtmidi). `control/midi.py` does not ask ALSA for MIDI
+ports where there is no sequencer device instead.
 """
 
 from __future__ import annotations
@@ -19,18 +22,12 @@ import os
 log = logging.getLogger(__name__)
 
 _JACK_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-# ALSA's handler is variadic (file, line, function, err, fmt, ...); the fixed arguments are all it needs here.
-_ALSA_MESSAGE = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
 _handlers: list = []                    # the ctypes callbacks must outlive the libraries' use of them
 _quieted: set[str] = set()
 
 
 def _jack_message(text: bytes) -> None:
     log.debug("libjack: %s", text.decode(errors="replace").strip())
-
-
-def _alsa_message(file: bytes, line: int, function: bytes, err: int, fmt: bytes) -> None:
-    log.debug("ALSA: %s (%s:%d)", (fmt or b"").decode(errors="replace").strip(), (file or b"").decode(), line)
 
 
 def _jack_libraries() -> list[str]:
@@ -58,12 +55,3 @@ def quiet_native_libraries() -> None:
             continue
         _handlers.append(handler)
         _quieted.add(path)
-    alsa = ctypes.util.find_library("asound")
-    if alsa and alsa not in _quieted:
-        try:
-            handler = _ALSA_MESSAGE(_alsa_message)
-            ctypes.CDLL(alsa).snd_lib_error_set_handler(handler)
-        except (OSError, AttributeError):
-            return
-        _handlers.append(handler)
-        _quieted.add(alsa)

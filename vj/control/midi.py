@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -36,6 +37,8 @@ from vj.config import packaged, read_toml
 from vj.control.state import PARAMS, ControlError, ShowState
 
 log = logging.getLogger(__name__)
+
+ALSA_SEQUENCER = "/dev/snd/seq"        # ALSA's MIDI needs it
 
 ACTIONS = ("start", "cue_next", "cue_prev", "freeze", "blackout", "prompt")
 CURVES = ("linear", "exp", "log")
@@ -195,6 +198,8 @@ def _apis() -> list[int]:
     import rtmidi
 
     preferred = [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK, rtmidi.API_MACOSX_CORE, rtmidi.API_WINDOWS_MM]
+    if not os.path.exists(ALSA_SEQUENCER):  # no sequencer: ALSA has no ports to give, only a line on stderr
+        preferred.remove(rtmidi.API_LINUX_ALSA)
     return [api for api in preferred if api in rtmidi.get_compiled_api()]
 
 
