@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import REPO, run_vj
+from conftest import run_vj
 from vj import config
 
 

@@ -45,7 +45,7 @@ def test_live_follows_osc_prompt_and_quits_on_command(x_display):
     port = free_port()
     proc = start_vj(["live", "--duration", "90"], x_display, port)
     try:
-        wait_for_line(proc, "window ")
+        wait_for_line(proc, "the show starts")
         oscsend(port, "/vj/prompt", "s", "a glass cathedral")
         lines = wait_for_line(proc, "a glass cathedral", timeout=30)
         started = time.time()
@@ -86,7 +86,7 @@ def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_pa
     port, out = free_port(), tmp_path / "show.mp4"
     proc = start_vj(["live", "--duration", "60", "--record", str(out)], x_display, port)
     try:
-        wait_for_line(proc, "window ")
+        wait_for_line(proc, "the show starts")
         time.sleep(2)
         oscsend(port, "/vj/param/hue_shift", "f", "0.75")
         oscsend(port, "/vj/prompt", "s", "a recorded city")
@@ -135,7 +135,7 @@ def test_rehearsal_ends_when_the_track_ends_wherever_seeks_took_it(x_display, tm
     port = free_port()
     proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "-v"], x_display, port)
     try:
-        lines = wait_for_line(proc, "window ")
+        lines = wait_for_line(proc, "the show starts")
         oscsend(port, "/vj/seek", "f", "12.5")
         sought = time.time()
         out, _ = proc.communicate(timeout=60)

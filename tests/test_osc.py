@@ -272,6 +272,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
 
     from vj import config
     from vj.audio.features import AudioFeatures
+    from vj.clock import ManualClock
     from vj.cues.timeline import WatchedTimeline
     from vj.engine.show import run_show
     from vj.models.loading import load_models
@@ -283,7 +284,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
                              "display.hud=false", "display.vsync=false", "display.max_fps=30", "cues.transition_s=0",
                              "optimizer.test_step_delay_s=1.0", f"control.osc_port={osc_port}",
                              f'control.osc_feedback="127.0.0.1:{surface_port}"'])
-    show_time = [0.0]
+    clock = ManualClock()  # the surface below moves the show as a performer's cue jumps would
     running = threading.Event()
     heard: list[tuple[float, str, object]] = []  # (when, address, value) as the surface received them
     failure: list[BaseException] = []
@@ -299,7 +300,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
                 script = [(started + 2.0 + 0.4 * i, 10.0 * cue) for i, cue in enumerate((1, 3, 1, 2, 3, 4))]
                 while time.time() < started + 2.0 + 0.4 * len(script) + 2.5:
                     while script and time.time() >= script[0][0]:
-                        show_time[0] = script.pop(0)[1]
+                        clock.seek(script.pop(0)[1])
                     try:
                         data = s.recv(65536)
                     except socket.timeout:
@@ -313,9 +314,8 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
 
     driver = threading.Thread(target=surface, daemon=True)
     driver.start()
-    run_show(cfg, lambda: show_time[0], lambda: AudioFeatures(), WatchedTimeline(sheet, 0.0), duration=120.0,
-             seek=lambda t: None, on_frame=lambda *_: running.set(), offscreen=True,
-             models=load_models(cfg.model))
+    run_show(cfg, clock, lambda: AudioFeatures(), WatchedTimeline(sheet, 0.0), duration=120.0,
+             on_frame=lambda *_: running.set(), offscreen=True, models=load_models(cfg.model))
     driver.join(5)
     assert not failure, failure
 

@@ -195,6 +195,7 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
 
     from vj.audio.features import FeatureExtractor
     from vj.audio.stream import AudioAnalyzer, RingBuffer
+    from vj.clock import WallClock
     from vj.engine.show import run_show
 
     a = cfg.audio
@@ -227,8 +228,11 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
 
     began = [0.0]  # the show's start: after the networks are loaded and the window is open
 
+    clock = WallClock()
+
     def begin() -> None:
         began[0] = time.perf_counter()
+        clock.start()
         analyzer.start()
         feeder.start()
 
@@ -236,8 +240,8 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
         frames.append((swapped, inputs.onset if inputs else 0.0, frame.steps_per_second if frame else 0.0))
 
     try:
-        run_show(cfg, lambda: time.perf_counter() - began[0], lambda: analyzer.features, None, seconds + warmup,
-                 seek=lambda t: None, begin=begin, on_frame=on_frame, offscreen=offscreen, models=models)
+        run_show(cfg, clock, lambda: analyzer.features, None, seconds + warmup, begin=begin, on_frame=on_frame,
+                 offscreen=offscreen, models=models)
     finally:
         stop.set()
         analyzer.stop()

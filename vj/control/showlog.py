@@ -18,6 +18,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,34 @@ class ShowLogError(ValueError):
 
 
 class ControlLogWriter:
+    """Writes the control log. A live show calls `begin` when it starts, then, once per displayed frame,
+    `follow(state, show_time)` (the show state's new changes, each at the time it happened) and `cue(...)`."""
+
     def __init__(self, path: str | Path, header: dict[str, Any]):
         self.path = Path(path)
         self._file = open(self.path, "w", encoding="utf-8")
         self.write(0.0, 0.0, "vj", "show", {"format": FORMAT, **header})
+        self._began_epoch = 0.0         # time.time() when the show began: wall time 0
+        self._changes = 0               # how many of the show state's changes are logged
+        self._cue: int | None = None    # the cue logged last
+
+    def begin(self, began_epoch: float, show_time: float, running: bool) -> None:
+        self._began_epoch = began_epoch
+        self.clock(0.0, show_time, running)
+
+    def follow(self, state: ShowState, show_now: float) -> None:
+        """Logs the changes made to `state` since the last call, at the wall and show time each was made."""
+        ago = time.time() - self._began_epoch
+        changes, self._changes = state.changes_since(self._changes)
+        for when, source, what, value in changes:
+            at = max(0.0, when - self._began_epoch)  # when it happened, not when it was logged
+            self.write(at, max(0.0, show_now - (ago - at)), source, what, value)
+
+    def cue(self, wall: float, show_time: float, cue: int) -> None:
+        """A cue change the timeline made (logged for people; a replay derives cues from the sheet)."""
+        if cue != self._cue:
+            self.write(wall, show_time, "timeline", "cue", cue)
+            self._cue = cue
 
     def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
         self._file.write(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,

@@ -21,21 +21,21 @@ from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
 from vj.audio.playback import Playback
 from vj.audio.stream import AudioAnalyzer, RingBuffer
+from vj.clock import Clock, FollowingClock, WallClock
 from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl, show_cue
-from vj.control.showlog import show_header
+from vj.control.showlog import ControlLogWriter, show_header
 from vj.control.state import ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.engine.director import show_state
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker, PublishedFrame
 from vj.models.loading import Models, load_models
-from vj.render.compositor import Compositor, EffectInputs
+from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
-from vj.render.hud import Hud
+from vj.render.hud import Hud, control_warnings, engine_warnings, hud_lines, midi_notice, sheet_notice
 from vj.render.recorder import ShowRecorder
-from vj.render.offline import effect_inputs
 from vj.render.window import OffscreenWindow, Window
 
 log = logging.getLogger(__name__)
@@ -55,26 +55,20 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
     timeline = _timeline(cfg, lrc_path)
     source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor.from_config(cfg.audio, cfg.audio.sample_rate))
-    origin: list[float | None] = [None]  # perf_counter at show time 0; None: waiting for the start cue
+    clock = WallClock()  # a start cue (a seek to 0) starts it too
 
     def begin() -> None:
         source.start()  # no input device does not stop the show: it runs on silence and keeps trying
         analyzer.start()
         if cfg.cues.live_start == "now":
-            origin[0] = time.perf_counter()
+            clock.start()
         else:
             log.info("waiting for the start cue (OSC /vj/start, a MIDI note mapped to start, or the Home key)")
 
-    def seek(t: float) -> None:  # live: move the show clock's origin (a start cue is a seek to 0)
-        origin[0] = time.perf_counter() - max(0.0, t)
-
-    def clock() -> float:
-        return 0.0 if origin[0] is None else time.perf_counter() - origin[0]
-
     try:
-        return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, seek=seek, begin=begin,
+        return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, begin=begin,
                          record=record, header=show_header(cfg, "live", lrc_path),
-                         clock_running=lambda: origin[0] is not None, sound=(source.ring, cfg.audio.sample_rate),
+                         sound=(source.ring, cfg.audio.sample_rate),
                          audio_warning=lambda: source.status if source.lost else None)
     finally:
         analyzer.stop()
@@ -113,13 +107,27 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
         return True
 
     try:
-        return run_show(cfg, lambda: player.clock, lambda: analyzer.features, timeline, None, ended=track_ended,
-                        seek=player.seek, begin=begin, sound=(player.ring, rate),
+        return run_show(cfg, FollowingClock(lambda: player.clock, player.seek), lambda: analyzer.features, timeline,
+                        None, ended=track_ended, begin=begin, sound=(player.ring, rate),
                         record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path),
                         audio_warning=lambda: player.status if player.lost else None)
     finally:
         analyzer.stop()
         player.stop()
+
+
+# Keys that act on the show (as OSC and MIDI do: through the show state); H and F act on the window.
+SHOW_KEYS: dict[int, Callable[[ShowState, float], None]] = {
+    glfw.KEY_ESCAPE: lambda state, t: state.set_flag("quit", True, "key"),
+    glfw.KEY_Q: lambda state, t: state.set_flag("quit", True, "key"),
+    glfw.KEY_SPACE: lambda state, t: state.set_flag("freeze", not state.snapshot().freeze, "key"),
+    glfw.KEY_B: lambda state, t: state.set_flag("blackout", not state.snapshot().blackout, "key"),
+    glfw.KEY_LEFT: lambda state, t: state.post("seek", max(0.0, t - 5.0), "key"),
+    glfw.KEY_RIGHT: lambda state, t: state.post("seek", t + 5.0, "key"),
+    glfw.KEY_HOME: lambda state, t: state.post("start", 0.0, "key"),
+    glfw.KEY_PAGE_UP: lambda state, t: state.post("cue_prev", 0.0, "key"),
+    glfw.KEY_PAGE_DOWN: lambda state, t: state.post("cue_next", 0.0, "key"),
+}
 
 
 def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:
@@ -140,12 +148,10 @@ def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
     return MidiInput(cfg.control.midi_port, MidiRouter(state, mapping, cfg.control.prompt_bank)).start()
 
 
-def run_show(cfg: Config, clock: Callable[[], float], features, watched: WatchedTimeline | None,
-              duration: float | None, seek: Callable[[float], None],
+def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | None, duration: float | None,
               begin: Callable[[], None] = lambda: None,
               audio_warning: Callable[[], str | None] = lambda: None,
               record: str | Path | None = None, header: dict | None = None,
-              clock_running: Callable[[], bool] = lambda: True,
               on_frame: Callable[[float, EffectInputs | None, PublishedFrame | None], None] | None = None,
               offscreen: bool = False, models: Models | None = None,
               ended: Callable[[], bool] = lambda: False,
@@ -174,24 +180,21 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
     # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
-    worker = EngineWorker(optimizer, cfg.optimizer, state, clock, features, current_timeline)
-    recorder = ShowRecorder(record, *window.framebuffer_size, header or {}, crf=cfg.render.crf,
-                            sample_rate=sound[1] if sound else None) if record else None
-    logged = {"changes": 0, "cue": None}  # how far the control log has got
-
-    def log_controls() -> None:
-        show_now, ago = clock(), time.time() - began_epoch
-        changes, logged["changes"] = state.changes_since(logged["changes"])
-        for when, source, what, value in changes:
-            at = max(0.0, when - began_epoch)  # when it happened, not when it was logged
-            recorder.control(at, max(0.0, show_now - (ago - at)), source, what, value)
+    worker = EngineWorker(optimizer, cfg.optimizer, state, clock.now, features, current_timeline)
+    recorder = showlog = None
+    if record:
+        recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf,
+                                sample_rate=sound[1] if sound else None)
+        showlog = ControlLogWriter(Path(record).with_suffix(".controls.jsonl"),
+                                   {**(header or {}), "recording": Path(record).name})
     worker.start()
     if not _wait_for_warm_up(window, hud_overlay, worker, state):
         state.set_flag("quit", True, "key")
     begin()
-    began, began_epoch = time.perf_counter(), time.time()  # the show's wall-time origin (recording, control log)
-    if recorder is not None:
-        recorder.clock(0.0, clock(), clock_running())
+    began = time.perf_counter()  # the show's wall-time origin (recording, control log)
+    log.info("the show starts")
+    if record:
+        showlog.begin(time.time(), clock.now(), clock.running)
         if sound is not None:
             recorder.hear(sound[0])
     worker.go()
@@ -207,30 +210,20 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
             if (duration is not None and now - began >= duration) or ended():
                 break
             for key in window.poll():
-                if key in (glfw.KEY_ESCAPE, glfw.KEY_Q):
-                    state.set_flag("quit", True, "key")
-                elif key == glfw.KEY_SPACE:
-                    state.set_flag("freeze", not state.snapshot().freeze, "key")
-                elif key == glfw.KEY_B:
-                    state.set_flag("blackout", not state.snapshot().blackout, "key")
+                if key in SHOW_KEYS:
+                    SHOW_KEYS[key](state, clock.now())
                 elif key == glfw.KEY_H:
                     hud = not hud
                 elif key == glfw.KEY_F:
                     window.toggle_fullscreen(d.monitor)
-                elif key in (glfw.KEY_LEFT, glfw.KEY_RIGHT):
-                    state.post("seek", max(0.0, clock() + (5.0 if key == glfw.KEY_RIGHT else -5.0)), "key")
-                elif key == glfw.KEY_HOME:
-                    state.post("start", 0.0, "key")
-                elif key in (glfw.KEY_PAGE_UP, glfw.KEY_PAGE_DOWN):
-                    state.post("cue_prev" if key == glfw.KEY_PAGE_UP else "cue_next", 0.0, "key")
             for event in state.drain_events():
                 target = event.value if event.kind == "seek" else \
-                    _cue_target(current_timeline(), event.kind, event.value, clock())
+                    _cue_target(current_timeline(), event.kind, event.value, clock.now())
                 if target is not None:
-                    seek(target)
+                    clock.seek(target)
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
-                    if recorder is not None:
-                        recorder.clock(time.perf_counter() - began, target, clock_running())
+                    if showlog is not None:
+                        showlog.clock(time.perf_counter() - began, target, clock.running)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
@@ -243,19 +236,19 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
                 shown_seq = seq
             snap, inputs = state.snapshot(), None
             # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
-            osc.send_feedback(*show_cue(current_timeline(), clock(), snap.prompt_override))
+            osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override))
             if shown_seq and not snap.blackout:
-                inputs = effect_inputs(clock(), features(), snap, blend=min(1.0, (now - frame_shown_at) / frame_interval))
+                blend = min(1.0, (now - frame_shown_at) / frame_interval)
+                inputs = effect_inputs(clock.now(), features(), snap, blend)
                 window.present(compositor.render(inputs).color_attachments[0])
             else:
                 window.present(None)
-            if recorder is not None:  # what the audience sees: before the HUD
+            if record:  # what the audience sees: before the HUD
                 wall = time.perf_counter() - began
                 recorder.offer(wall, window.read())
-                log_controls()
-                if frame is not None and frame.cue != logged["cue"]:  # at the show time its frame was planned for
-                    recorder.control(wall, frame.show_time, "timeline", "cue", frame.cue)
-                    logged["cue"] = frame.cue
+                showlog.follow(state, clock.now())
+                if frame is not None:  # at the show time its frame was planned for
+                    showlog.cue(wall, frame.show_time, frame.cue)
             if hud:
                 hud_overlay.draw(window.screen, window.framebuffer_size)
             window.swap()
@@ -268,21 +261,21 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
             time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
             if now - last_report >= 1.0:
                 fps = displayed / (now - last_report)
-                status = (f"vj  t={clock():6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
+                status = (f"vj  t={clock.now():6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
                           f"{frame.steps_per_second if frame else 0:4.1f} steps/s  "
                           f"{(frame.prompt if frame else '')[:60]}")
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 bpm = features().bpm
-                notices = [audio_warning(), _midi_notice(cfg.control.midi_port, midi), _sheet_notice(watched)]
-                lines = _hud_lines(clock(), current_timeline(), frame, fps, bpm, state, osc, midi, compositor,
-                                   worker, watched, [n for n in notices if n])
-                if not clock_running():
-                    lines.insert(0, "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start, or Home")
+                notices = [audio_warning(), midi_notice(cfg.control.midi_port, midi), sheet_notice(watched)]
+                warnings = [n for n in notices if n] + control_warnings(osc, midi) \
+                    + engine_warnings(worker, compositor, watched)
+                lines = hud_lines(clock, current_timeline(), frame, fps, bpm, state.snapshot(), warnings)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
-                osc.send_feedback(*show_cue(current_timeline(), clock(), state.snapshot().prompt_override), bpm, fps,
-                                  force=True)  # every state message once a second, for a surface started later
+                # every state message once a second, for a surface started later
+                osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override), bpm,
+                                  fps, force=True)
                 for name in compositor.reload_changed():
                     log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
                              if name in compositor.errors else "")
@@ -300,9 +293,10 @@ def run_show(cfg: Config, clock: Callable[[], float], features, watched: Watched
         signal.signal(signal.SIGTERM, previous_sigterm)
         worker.stop()
         osc.stop()
-        if recorder is not None:
-            log_controls()  # what ended the show, too
-            recorder.close(ended_at, clock())
+        if record:
+            showlog.follow(state, clock.now())  # what ended the show, too
+            showlog.close(ended_at, clock.now())
+            recorder.close(ended_at)
         if midi is not None:
             midi.stop()
         compositor.release()
@@ -323,61 +317,8 @@ def _show_status(window: Window | OffscreenWindow, hud: Hud, status: str) -> Non
 def _wait_for_warm_up(window: Window | OffscreenWindow, hud: Hud, worker: EngineWorker, state: ShowState) -> bool:
     """Draws black with the warm-up's progress until the engine is ready; False if the show was quit meanwhile."""
     while not worker.ready.wait(0.05):
-        if window.should_close or state.snapshot().quit or any(k in (glfw.KEY_ESCAPE, glfw.KEY_Q) for k in window.poll()):
+        quit_keys = [k for k in window.poll() if k in (glfw.KEY_ESCAPE, glfw.KEY_Q)]
+        if window.should_close or state.snapshot().quit or quit_keys:
             return False
         _show_status(window, hud, worker.warming_up or "")
     return True
-
-
-def _midi_notice(port_match: str, midi: MidiInput | None) -> str | None:
-    """A configured MIDI input that opened nothing: the performer's controller is not heard."""
-    if midi is None or midi.ports or midi.vanished:
-        return None
-    what = "no MIDI input port" if port_match == "*" else f"no MIDI input port matches {port_match!r}"
-    return f"{what} (`vj midi ports` lists them; one plugged in later is opened)"
-
-
-def _sheet_notice(watched: WatchedTimeline | None) -> str | None:
-    """Lines of the cue sheet in use that were skipped (at the start or by a reload)."""
-    warnings = watched.timeline.sheet.warnings if watched else []
-    if not warnings:
-        return None
-    first = warnings[0].replace(str(watched.path), watched.path.name)  # the name is enough
-    return f"cue sheet: {len(warnings)} line(s) skipped, first: {first}"[:110]
-
-
-def _hud_lines(t: float, timeline: Timeline | None, frame, fps: float, bpm: float, state: ShowState, osc: OscControl,
-               midi: MidiInput | None, compositor: Compositor, worker: EngineWorker,
-               watched: WatchedTimeline | None, notices: list[str] = ()) -> list[str]:
-    """What the performer sees: cue now and next, rates, who changed what last, and every warning."""
-    lines = []
-    if timeline is not None:
-        cue_state = timeline.at(t)
-        now = cue_state.cue.text if cue_state.cue else "(before the first cue)"
-        lines.append(f"{t:7.1f}s  cue {cue_state.index}: {now[:70]}")
-        if cue_state.next_cue is not None:
-            lines.append(f"next at {cue_state.next_cue.time:.1f}s: {cue_state.next_cue.text[:60]}")
-    snap = state.snapshot()
-    if snap.prompt_override:
-        lines.append(f"live prompt: {snap.prompt_override[:70]}")
-    lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
-                 + (f"{bpm:5.1f} bpm" if bpm > 0 else "tempo: listening")
-                 + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
-    if frame is not None and frame.quality:
-        lines.append(f"quality: {frame.quality}")
-    what, source, _ = snap.last_change
-    if what:
-        lines.append(f"last: {what} by {source}")
-    warnings = sum(osc.warnings.values()) + (midi.handler.warnings if midi else 0)
-    if warnings:
-        lines.append(f"! {warnings} bad control message(s) ignored (see log)")
-    lines += [f"! {notice}" for notice in notices]
-    if midi is not None and midi.vanished:
-        lines.append(f"! MIDI port gone: {', '.join(sorted(midi.vanished))[:60]} (reopens when it is back)")
-    if worker.errors:
-        lines.append(f"! engine errors: {worker.errors} (see log)")
-    for name, error in compositor.errors.items():
-        lines.append(f"! shader {name}: {error.splitlines()[-1][:70]}")
-    if watched and watched.error:
-        lines.append(f"! {watched.error.replace(str(watched.path), watched.path.name)[:110]}")  # the name is enough
-    return lines

@@ -18,7 +18,9 @@ from pathlib import Path
 import moderngl
 import numpy as np
 
+from vj.audio.features import AudioFeatures
 from vj.config import EFFECT_NAMES
+from vj.control.state import PARAMS, ShowSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +187,11 @@ def headless_context() -> moderngl.Context:
     """A standalone OpenGL 3.3+ context through EGL (no window, no display)."""
     load_triton_before_gl()
     return moderngl.create_context(standalone=True, backend="egl")
+
+
+def effect_inputs(t: float, features: AudioFeatures, snapshot: ShowSnapshot, blend: float = 1.0) -> EffectInputs:
+    """What drives the effect chain: the audio, and each effect's amount from the show state."""
+    bands = tuple(features.bands) + (0.0, 0.0, 0.0)
+    return EffectInputs(time=t, rms=features.rms, bass=bands[0], mid=bands[1], high=bands[2],
+                        onset=features.onset, beat=features.beat, blend=blend,
+                        amounts={name: snapshot.values[name] for name in EFFECTS if name in PARAMS})

@@ -1,4 +1,5 @@
-"""The HUD: a few lines of status text over the picture, for the performer (off for the audience).
+"""The HUD: a few lines of status text over the picture, for the performer (off for the audience), and what
+they say (`hud_lines` and the warnings the show gathers).
 
 Text is drawn with Pillow into an RGBA image only when it changes, uploaded into one texture, and composited in
 the top-left corner with alpha blending: one small quad per displayed frame, no per-frame text rendering. Each
@@ -8,12 +9,22 @@ its own, with the fonts to install.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import moderngl
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vj.render.compositor import SHADER_DIR, _source
+from vj.render.compositor import SHADER_DIR, Compositor, _source
 from vj.render.fonts import INSTALL_HINT, FontChain
+
+if TYPE_CHECKING:  # types only: the HUD reads these, it does not need them loaded
+    from vj.clock import Clock
+    from vj.control.midi import MidiInput
+    from vj.control.osc import OscControl
+    from vj.control.state import ShowSnapshot
+    from vj.cues.timeline import Timeline, WatchedTimeline
+    from vj.engine.worker import EngineWorker, PublishedFrame
 
 FONT_SIZE = 16
 PADDING = 8
@@ -73,3 +84,66 @@ class Hud:
         for obj in (self.vao, self.program, self.texture):
             if obj is not None:
                 obj.release()
+
+
+# -- what the HUD says ------------------------------------------------------------------------------------------
+WAITING = "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start, or Home"
+
+
+def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | None, fps: float, bpm: float,
+              snap: ShowSnapshot, warnings: list[str]) -> list[str]:
+    """What the performer sees: cue now and next, rates, who changed what last, then every warning ("! ...")."""
+    t = clock.now()
+    lines = [] if clock.running else [WAITING]
+    if timeline is not None:
+        cue_state = timeline.at(t)
+        now = cue_state.cue.text if cue_state.cue else "(before the first cue)"
+        lines.append(f"{t:7.1f}s  cue {cue_state.index}: {now[:70]}")
+        if cue_state.next_cue is not None:
+            lines.append(f"next at {cue_state.next_cue.time:.1f}s: {cue_state.next_cue.text[:60]}")
+    if snap.prompt_override:
+        lines.append(f"live prompt: {snap.prompt_override[:70]}")
+    lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
+                 + (f"{bpm:5.1f} bpm" if bpm > 0 else "tempo: listening")
+                 + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
+    if frame is not None and frame.quality:
+        lines.append(f"quality: {frame.quality}")
+    what, source, _ = snap.last_change
+    if what:
+        lines.append(f"last: {what} by {source}")
+    return lines + [f"! {warning}" for warning in warnings]
+
+
+def control_warnings(osc: OscControl, midi: MidiInput | None) -> list[str]:
+    warnings = []
+    ignored = sum(osc.warnings.values()) + (midi.handler.warnings if midi else 0)
+    if ignored:
+        warnings.append(f"{ignored} bad control message(s) ignored (see log)")
+    if midi is not None and midi.vanished:
+        warnings.append(f"MIDI port gone: {', '.join(sorted(midi.vanished))[:60]} (reopens when it is back)")
+    return warnings
+
+
+def midi_notice(port_match: str, midi: MidiInput | None) -> str | None:
+    """A configured MIDI input that opened nothing: the performer's controller is not heard."""
+    if midi is None or midi.ports or midi.vanished:
+        return None
+    what = "no MIDI input port" if port_match == "*" else f"no MIDI input port matches {port_match!r}"
+    return f"{what} (`vj midi ports` lists them; one plugged in later is opened)"
+
+
+def sheet_notice(watched: WatchedTimeline | None) -> str | None:
+    """Lines of the cue sheet in use that were skipped (at the start or by a reload)."""
+    warnings = watched.timeline.sheet.warnings if watched else []
+    if not warnings:
+        return None
+    first = warnings[0].replace(str(watched.path), watched.path.name)  # the name is enough
+    return f"cue sheet: {len(warnings)} line(s) skipped, first: {first}"[:110]
+
+
+def engine_warnings(worker: EngineWorker, compositor: Compositor, watched: WatchedTimeline | None) -> list[str]:
+    warnings = [f"engine errors: {worker.errors} (see log)"] if worker.errors else []
+    warnings += [f"shader {name}: {error.splitlines()[-1][:70]}" for name, error in compositor.errors.items()]
+    if watched and watched.error:
+        warnings.append(watched.error.replace(str(watched.path), watched.path.name)[:110])  # the name is enough
+    return warnings

@@ -24,11 +24,10 @@ from vj.cues.lrc import CueSheet, read_lrc
 from vj.cues.prompts import format_prompts
 from vj.cues.timeline import Timeline
 from vj.control.showlog import ControlReplay
-from vj.control.state import PARAMS, ShowSnapshot
 from vj.engine.director import Director, show_state
 from vj.engine.optimizer import LatentOptimizer
 from vj.models.loading import Models, load_models
-from vj.render.compositor import EFFECTS, Compositor, EffectInputs, headless_context
+from vj.render.compositor import Compositor, effect_inputs, headless_context
 from vj.render.stills import StillsWriter
 from vj.render.video import VideoWriter
 
@@ -42,14 +41,6 @@ class RenderResult:
     duration: float                     # seconds of audio
     notes: list[str]                    # fallbacks taken (tiny networks), in words
     interrupted: bool = False           # Ctrl-C: the video ends at the last frame written, the audio with it
-
-
-def effect_inputs(t: float, features, snapshot: ShowSnapshot, blend: float = 1.0) -> EffectInputs:
-    """What drives the effect chain: the audio, and each effect's amount from the show state."""
-    bands = tuple(features.bands) + (0.0, 0.0, 0.0)
-    return EffectInputs(time=t, rms=features.rms, bass=bands[0], mid=bands[1], high=bands[2],
-                        onset=features.onset, beat=features.beat, blend=blend,
-                        amounts={name: snapshot.values[name] for name in EFFECTS if name in PARAMS})
 
 
 def render_video(

@@ -1,4 +1,4 @@
-"""Recording a show: the frames as displayed, with their real times, and a log of every control change.
+"""Recording a show: the frames as displayed, with their real times, and the sound the show heard.
 
 The render loop hands each displayed frame to `ShowRecorder.offer` and never waits: frames go through a small
 bounded queue to an encoder thread, and if the encoder falls behind a frame is dropped and counted, never
@@ -6,7 +6,7 @@ buffered without limit. Timestamps are the times since the show began that the f
 (milliseconds, not the show clock, which seeks move), so the video is variable-rate and plays back in real time
 whatever the display managed. The sound is in it too (AAC): what the show heard, read from the audio ring from
 the moment the show began (live: the input; rehearse: the track as played), timed by its samples, so replay can
-take its audio from the recording. Beside it, the control log
+take its audio from the recording. The show writes the control log beside it
 (`vj.control.showlog`, OUT.controls.jsonl): every OSC, MIDI and key change with its show time, and each cue change,
 from which `vj replay` re-renders the show.
 """
@@ -23,7 +23,6 @@ import av
 import numpy as np
 
 from vj.audio.stream import RingBuffer
-from vj.control.showlog import ControlLogWriter
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ AAC_FRAME = 1024                        # samples per AAC frame
 
 
 class ShowRecorder:
-    def __init__(self, path: str | Path, width: int, height: int, header: dict, crf: int = 20, queue_frames: int = 8,
+    def __init__(self, path: str | Path, width: int, height: int, crf: int = 20, queue_frames: int = 8,
                  sample_rate: int | None = None):  # the sound's rate (`hear` says where from); None: no sound
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,8 +39,6 @@ class ShowRecorder:
         self.crf = crf
         self.frames = 0
         self.dropped = 0
-        self.control_path = self.path.with_suffix(".controls.jsonl")
-        self._control = ControlLogWriter(self.control_path, {**header, "recording": self.path.name})
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._last_pts = -1
         self.sample_rate = sample_rate
@@ -67,12 +64,6 @@ class ShowRecorder:
         reader = ring.reader()
         self._audio_start = reader.read_pos
         self._audio = reader
-
-    def control(self, wall: float, show_time: float, source: str, what: str, value) -> None:
-        self._control.write(wall, show_time, source, what, value)
-
-    def clock(self, wall: float, show_time: float, running: bool) -> None:
-        self._control.clock(wall, show_time, running)
 
     def _encode(self) -> None:
         container = av.open(str(self.path), mode="w")
@@ -134,13 +125,12 @@ class ShowRecorder:
             frame.sample_rate, frame.pts, frame.time_base = rate, max(0, pts), Fraction(1, rate)
             container.mux(sound.encode(frame))
 
-    def close(self, wall: float, show_time: float) -> None:
+    def close(self, wall: float) -> None:
+        """Ends the recording `wall` seconds into the show (where its sound ends too)."""
         if self._audio is not None:  # the sound ends with the show, not when the encoder has caught up
             self._audio_end = self._audio_start + int(wall * self.sample_rate)
         self._queue.put(None)
         self._thread.join(timeout=60)
         if self._audio is not None:
             self._audio.release()  # its views of a shared ring must go before the ring's memory can close
-        self._control.close(wall, show_time)
-        log.info("recorded %d frames to %s (%d dropped), controls to %s", self.frames, self.path, self.dropped,
-                 self.control_path)
+        log.info("recorded %d frames to %s (%d dropped)", self.frames, self.path, self.dropped)
