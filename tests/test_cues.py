@@ -148,15 +148,12 @@ def test_watched_sheet_reloads_and_keeps_last_good_on_a_bad_edit(tmp_path):
     assert lenient.timeline.at(1.0).cue.text == "good"
 
 
-def test_cue_events_jump_the_show_clock():
-    from vj.engine.show import _cue_target
-
+def test_cue_jumps_on_the_timeline():
     tl = Timeline(parse_lrc("[00:01.00]a\n[00:04.00]b\n[00:09.00]c\n"))
-    assert _cue_target(tl, "cue_next", 0, 5.0) == 9.0
-    assert _cue_target(tl, "cue_prev", 0, 5.0) == 1.0
-    assert _cue_target(tl, "cue_goto", 1, 0.0) == 4.0
-    assert _cue_target(tl, "cue_next", 0, 10.0) is None
-    assert _cue_target(None, "cue_next", 0, 1.0) is None
+    assert tl.jump("cue_next", 0, 5.0) == 9.0
+    assert tl.jump("cue_prev", 0, 5.0) == 1.0
+    assert tl.jump("cue_goto", 1, 0.0) == 4.0
+    assert tl.jump("cue_next", 0, 10.0) is None and tl.jump("cue_goto", 7, 0.0) is None
 
 
 # -- issue 18: settings ranges, lyrics kept as text, line order, other tools' sheets, big sheets --------------

@@ -274,7 +274,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     from vj.audio.features import AudioFeatures
     from vj.clock import ManualClock
     from vj.cues.timeline import WatchedTimeline
-    from vj.engine.show import run_show
+    from vj.app.show import run_show
     from vj.models.loading import load_models
 
     sheet = tmp_path / "cues.lrc"

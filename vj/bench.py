@@ -196,7 +196,7 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
     from vj.audio.features import FeatureExtractor
     from vj.audio.stream import AudioAnalyzer, RingBuffer
     from vj.clock import WallClock
-    from vj.engine.show import run_show
+    from vj.app.show import run_show
 
     a = cfg.audio
     ring = RingBuffer(a.sample_rate * 4)

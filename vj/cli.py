@@ -73,7 +73,7 @@ def _config(args: argparse.Namespace, base: config_mod.Config | None = None,
 # -- subcommands ---------------------------------------------------------------------------------------------
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from vj.render.offline import render_video
+    from vj.app.render import render_video
 
     size = args.size or (None, None)
     cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
@@ -98,14 +98,14 @@ def _output_folder(path: str) -> None:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    from vj.engine.show import run_live
+    from vj.app.show import run_live
 
     cfg = _config(args)
     return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
-    from vj.engine.show import run_rehearsal
+    from vj.app.show import run_rehearsal
 
     cfg = _config(args)
     return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
@@ -114,7 +114,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from vj.control.showlog import ControlReplay, read_show_log
-    from vj.render.offline import render_video
+    from vj.app.render import render_video
 
     show = read_show_log(args.log)
     size = args.size or (None, None)

@@ -58,6 +58,13 @@ class Timeline:
     def index_at(self, t: float) -> int:
         return bisect.bisect_right(self.times, self.local(t)) - 1
 
+    def jump(self, kind: str, value: float, now: float) -> float | None:
+        """Where a cue jump at show time `now` goes: "cue_next", "cue_prev", or "cue_goto" cue `value` (0-based).
+        None when there is no such cue."""
+        i = self.index_at(now)
+        target = {"cue_next": i + 1, "cue_prev": max(i - 1, 0), "cue_goto": int(value)}[kind]
+        return self.cues[target].time if 0 <= target < len(self.cues) else None
+
     def local(self, t: float) -> float:
         """Show time to sheet time (wrapped when looping)."""
         return t % self.loop_s if self.loop_s > 0 else t

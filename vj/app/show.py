@@ -16,6 +16,7 @@ from typing import Callable
 
 import glfw
 
+from vj.app.engine import build_engine
 from vj.audio.features import FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
@@ -26,12 +27,11 @@ from vj.config import Config
 from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
 from vj.control.osc import OscControl, show_cue
 from vj.control.showlog import ControlLogWriter, show_header
-from vj.control.state import ShowState
+from vj.control.state import Event, ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.engine.director import show_state
-from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker, PublishedFrame
-from vj.models.loading import Models, load_models
+from vj.models.loading import Models
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
 from vj.render.hud import Hud, control_warnings, engine_warnings, hud_lines, midi_notice, sheet_notice
@@ -130,15 +130,11 @@ SHOW_KEYS: dict[int, Callable[[ShowState, float], None]] = {
 }
 
 
-def _cue_target(timeline: Timeline | None, kind: str, value: float, now: float) -> float | None:
-    """The show time a cue event jumps to (None if there is nowhere to go)."""
-    if kind == "start":
-        return 0.0
-    if timeline is None or not timeline.cues:
-        return None
-    i = timeline.index_at(now)
-    target = {"cue_next": i + 1, "cue_prev": max(i - 1, 0), "cue_goto": int(value)}[kind]
-    return timeline.cues[target].time if 0 <= target < len(timeline.cues) else None
+def _jump_target(event: Event, timeline: Timeline | None, now: float) -> float | None:
+    """The show time a seek, a start cue or a cue jump moves the show to (None: nowhere to go)."""
+    if event.kind in ("seek", "start"):
+        return event.value if event.kind == "seek" else 0.0
+    return timeline.jump(event.kind, event.value, now) if timeline is not None and timeline.cues else None
 
 
 def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
@@ -174,9 +170,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     hud_overlay = Hud(window.ctx)
     if models is None:
         _show_status(window, hud_overlay, "loading the networks")
-        models = load_models(cfg.model)
-    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=cfg.model.seed,
-                                truncation_psi=cfg.model.truncation_psi)
+    models, optimizer = build_engine(cfg, models)
     # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
@@ -217,8 +211,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 elif key == glfw.KEY_F:
                     window.toggle_fullscreen(d.monitor)
             for event in state.drain_events():
-                target = event.value if event.kind == "seek" else \
-                    _cue_target(current_timeline(), event.kind, event.value, clock.now())
+                target = _jump_target(event, current_timeline(), clock.now())
                 if target is not None:
                     clock.seek(target)
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vj.app.engine import build_engine
 from vj.audio.features import FeatureExtractor
 from vj.audio.files import features_at_frames, read_audio
 from vj.config import Config
@@ -25,8 +26,7 @@ from vj.cues.prompts import format_prompts
 from vj.cues.timeline import Timeline
 from vj.control.showlog import ControlReplay
 from vj.engine.director import Director, show_state
-from vj.engine.optimizer import LatentOptimizer
-from vj.models.loading import Models, load_models
+from vj.models.loading import Models
 from vj.render.compositor import Compositor, effect_inputs, headless_context
 from vj.render.stills import StillsWriter
 from vj.render.video import VideoWriter
@@ -65,9 +65,7 @@ def render_video(
         log.warning(warning)
     # A replayed live show loops its sheet as the show did; a render of a track plays it once.
     timeline = Timeline(sheet, cfg.cues.transition_s, cfg.cues.loop_s if controls else 0.0)
-    models = models or load_models(cfg.model)
-    seed = r.seed or cfg.model.seed
-    optimizer = LatentOptimizer(models.G, models.clip, cfg.optimizer, seed=seed, truncation_psi=cfg.model.truncation_psi)
+    models, optimizer = build_engine(cfg, models, seed=r.seed or cfg.model.seed)
     extractor = FeatureExtractor.from_config(cfg.audio, sample_rate)
     n_frames = max(1, math.ceil(duration * r.fps))
     ctx = headless_context()
