@@ -207,6 +207,9 @@ MISMATCHED = {  # python-osc reads each of these as a message: a short float is 
     "a string with no end": raw(b"/vj/prompt", b",s", b"abcd"),
     "a cut message in a bundle": b"#bundle\0" + struct.pack(">Q", 1) + struct.pack(">i", 25)
                                  + raw(b"/vj/param/zoom_pulse", b",f", b"\x3f"),  # the bundle's size is right
+    "bytes after a bundle's last element": b"#bundle\0" + struct.pack(">Q", 1)
+                                           + struct.pack(">i", 28) + raw(b"/vj/param/zoom_pulse", b",f",
+                                                                         struct.pack(">f", 0.5)) + b"\x01",
 }
 
 

@@ -49,4 +49,27 @@ def test_the_only_unpickler_is_the_restricted_one():
             if isinstance(node, ast.ClassDef) and any("Unpickler" in ast.unparse(base) for base in node.bases):
                 subclasses.append(node.name)
     assert subclasses == [RestrictedUnpickler.__name__]
-    assert RestrictedUnpickler.find_class is not __import__("pickle").Unpickler.find_class
+
+
+def test_a_pickle_that_would_run_a_command_is_refused_before_it_runs(tmp_path):
+    """What the restriction is for: a checkpoint crafted to call os.system is an error, and nothing ran."""
+    import os
+    import pickle
+
+    from vj.models.checkpoints import CheckpointError, read_pickle
+
+    canary = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {canary}",)
+
+    bad = tmp_path / "network.pkl"
+    bad.write_bytes(pickle.dumps({"G_ema": Exploit()}))
+    try:
+        read_pickle(bad)
+    except CheckpointError as e:
+        assert "posix.system" in str(e) or "os.system" in str(e), e
+    else:
+        raise AssertionError("the crafted pickle was loaded")
+    assert not canary.exists()

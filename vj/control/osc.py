@@ -79,12 +79,17 @@ class ShowDispatcher(Dispatcher):
         super().__init__()
         self.on_malformed = on_malformed
         self.schedule = schedule
+        self.scheduled = 0              # messages of time-tagged bundles put off until their time
 
     def call_handlers_for_packet(self, data: bytes, client_address: tuple[str, int]) -> list:
         try:
             messages = osc_packet.OscPacket(data).messages
         except (osc_packet.ParseError, UnicodeDecodeError, ValueError, IndexError) as e:
             self.on_malformed(client_address, e)
+            return []
+        problem = bundle_mismatch(data)
+        if problem:
+            self.on_malformed(client_address, ValueError(problem))
             return []
         for timed in messages:  # one bad message refuses the whole packet: a bundle is applied whole or not at all
             problem = arguments_mismatch(timed.message.dgram)
@@ -96,6 +101,7 @@ class ShowDispatcher(Dispatcher):
             for handler in self.handlers_for_address(timed.message.address):
                 call = lambda h=handler, m=timed.message: h.invoke(client_address, m)  # noqa: E731
                 if timed.time > now + 1e-3:
+                    self.scheduled += 1
                     self.schedule(min(timed.time, now + MAX_AHEAD_S), call)
                 else:
                     call()
@@ -106,6 +112,25 @@ class ShowDispatcher(Dispatcher):
 # "s"/"S" (strings) and "b" (blobs) carry their own length.
 TAG_SIZES = {"i": 4, "f": 4, "c": 4, "r": 4, "m": 4, "h": 8, "d": 8, "t": 8, "T": 0, "F": 0, "N": 0, "I": 0,
              "[": 0, "]": 0}
+
+
+def bundle_mismatch(data: bytes) -> str | None:
+    """Why a bundle's elements do not fill it exactly (python-osc ignores bytes after the last whole element);
+    None for a message, or a bundle that they do fill."""
+    if not data.startswith(b"#bundle\x00"):
+        return None
+    pos = 16  # "#bundle\0" and the time tag
+    while pos < len(data):
+        if pos + 4 > len(data):
+            return f"{len(data) - pos} byte(s) after the bundle's last element"
+        size = int.from_bytes(data[pos:pos + 4], "big", signed=True)
+        if size < 0 or pos + 4 + size > len(data):
+            return f"a bundle element of {size} bytes where {len(data) - pos - 4} are left"
+        problem = bundle_mismatch(data[pos + 4:pos + 4 + size])
+        if problem:
+            return problem
+        pos += 4 + size
+    return None
 
 
 def arguments_mismatch(dgram: bytes) -> str | None:
