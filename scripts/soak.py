@@ -1,6 +1,7 @@
 """Soak: `vj live` for a long time under random OSC and MIDI traffic, recording, then checks what it left.
 
-Starts what is missing (Xvfb, a JACK dummy server for the audio input and a virtual MIDI port), runs `vj live`
+Starts what it needs (Xvfb when there is no display; a JACK dummy server of its own, under a name of its own, for
+the audio input and a virtual MIDI port: a running JACK server is never used), runs `vj live`
 with tiny random networks and `--record`, and sends random control traffic (valid and invalid OSC to its port,
 MIDI CCs and notes from the virtual port) at --rate messages per second. Samples the show's memory (RSS) every
 few seconds. At the end it sends /vj/quit and reports: RSS after warm-up and at the end, display pacing (the
@@ -17,7 +18,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from headless import start_xvfb
+from headless import start_jack, start_xvfb, stop_jack
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = ["hue_shift", "rgb_split", "feedback", "zoom_pulse", "kaleidoscope", "vignette", "motion_rotate",
@@ -38,18 +38,6 @@ MAPPING = "\n".join([f'[[cc]]\ncontrol = {20 + i}\nparam = "{p}"\n' for i, p in 
                        '[[note]]\nnote = 40\naction = "prompt"\nslot = 40\n'])  # slot 40 is empty: a warning
 SHEET = "".join(f"[{m:02d}:{s:02d}.00]cue {i}: {PROMPTS[i % 4]}\n"
                 for i, (m, s) in enumerate((t // 60, t % 60) for t in range(0, 3600, 20)))
-
-
-def start_jack() -> subprocess.Popen | None:
-    os.environ["JACK_NO_START_SERVER"] = "1"
-    if subprocess.run(["jack_lsp"], capture_output=True).returncode == 0:
-        return None  # one is running: use it
-    proc = subprocess.Popen([shutil.which("jackd") or "jackd", "--no-realtime", "-d", "dummy", "-r", "48000",
-                             "-p", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while subprocess.run(["jack_lsp"], capture_output=True).returncode != 0 and time.time() < deadline:
-        time.sleep(0.2)
-    return proc
 
 
 def rss_mb(pid: int) -> float | None:
@@ -154,7 +142,9 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "map.toml").write_text(MAPPING)
     (folder / "sheet.lrc").write_text(SHEET)
-    helpers = [p for p in (start_xvfb("1280x720"), start_jack()) if p is not None]
+    xvfb = start_xvfb("1280x720")
+    jack_name = f"vj-soak-{os.getpid()}"
+    jackd = start_jack(jack_name)
     midi_out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
     midi_out.open_virtual_port("vj-soak-controller")
     port = free_port()
@@ -191,8 +181,10 @@ def main() -> int:
             if show.poll() is None:
                 show.kill()
             midi_out.delete()
-            for helper in helpers:
-                helper.terminate()
+            stop_jack(jackd, jack_name)
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(timeout=10)
     text = log_path.read_text()
     settled = [mb for t, mb in samples if mb is not None and t >= args.warmup]
     result["rss_mb"] = {"after_warmup": settled[0] if settled else None, "end": settled[-1] if settled else None,

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import start_jack, wait_for
+from conftest import JackServer, start_jack, wait_for
 from vj.audio.capture import LiveInput
 from vj.audio.features import FeatureExtractor
 from vj.audio.stream import AudioAnalyzer
@@ -25,17 +25,13 @@ sd.play(x, rate, device="system", blocking=True)
 """
 
 
-def jack_ports() -> list[str]:
-    return subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split()
-
-
-def play_clicks_into_vj(period: float, seconds: float) -> None:
-    ours = [p for p in jack_ports() if p.startswith("PortAudio:in")]
+def play_clicks_into_vj(jackd: JackServer, period: float, seconds: float) -> None:
+    ours = [p for p in jackd.ports() if p.startswith("PortAudio:in")]
     player = subprocess.Popen([sys.executable, "-c", PLAYER, str(period), str(seconds)])
     deadline = time.time() + 10
     theirs: list[str] = []
     while not theirs and time.time() < deadline:
-        theirs = [p for p in jack_ports() if p.startswith("PortAudio-") and ":out" in p]
+        theirs = [p for p in jackd.ports() if p.startswith("PortAudio-") and ":out" in p]
         time.sleep(0.05)
     for out_port in theirs:
         for in_port in ours:
@@ -44,32 +40,38 @@ def play_clicks_into_vj(period: float, seconds: float) -> None:
 
 
 def main() -> None:
-    jackd = start_jack()
+    jackd = start_jack()  # this process's own server, found by its children through JACK_DEFAULT_SERVER
+    try:
+        seen = check(jackd)
+    finally:
+        jackd.stop()
+    print(json.dumps(seen), flush=True)
+
+
+def check(jackd: JackServer) -> dict:
     source = LiveInput("system", 48000, 256).start()
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor(48000, 256)).start()
     seen: dict = {"started": source.status}
     time.sleep(0.3)
-    play_clicks_into_vj(0.5, 4.5)
+    play_clicks_into_vj(jackd, 0.5, 4.5)
     seen["onsets_before"] = list(analyzer.onsets)
     jackd.kill()  # the audio server dies mid-stream
-    jackd.wait()
     seen["lost_reported"] = wait_for(lambda: source.lost, 5.0)
     seen["status_when_lost"] = source.status
     t_before = analyzer.features.t
     time.sleep(1.0)
     seen["rms_when_lost"] = analyzer.features.rms
     seen["analysis_advanced"] = analyzer.features.t - t_before
-    jackd = start_jack()  # ... and comes back
+    jackd.start()  # ... and comes back, under the same name
     seen["reopened"] = wait_for(lambda: not source.lost, 20.0)
     seen["status_after"] = source.status
     time.sleep(0.5)
     count = len(analyzer.onsets)
-    play_clicks_into_vj(0.4, 4.0)
+    play_clicks_into_vj(jackd, 0.4, 4.0)
     seen["onsets_after"] = list(analyzer.onsets)[count:]
     analyzer.stop()
     source.stop()
-    jackd.kill()
-    print(json.dumps(seen), flush=True)
+    return seen
 
 
 if __name__ == "__main__":

@@ -8,14 +8,22 @@ import json
 import threading
 import time
 
-from conftest import start_jack, wait_for
+from conftest import JackServer, start_jack, wait_for
 from vj.audio.playback import Playback
 from vj.audio.testsignals import drum_pattern
 
 
 def main() -> None:
+    jackd = start_jack()  # this process's own server, found by its children through JACK_DEFAULT_SERVER
+    try:
+        seen = check(jackd)
+    finally:
+        jackd.stop()
+    print(json.dumps(seen), flush=True)
+
+
+def check(jackd: JackServer) -> dict:
     pattern = drum_pattern(120, 30, seed=0)
-    jackd = start_jack()
     player = Playback(pattern.samples, pattern.sample_rate, 256, device="system").start()
     seen: dict = {"started": player.status, "lost_at_start": player.lost}
     clocks: list[tuple[float, float]] = []
@@ -30,13 +38,12 @@ def main() -> None:
     sampler.start()
     time.sleep(2.0)
     jackd.kill()  # the audio server dies mid-track
-    jackd.wait()
     seen["lost_reported"] = wait_for(lambda: player.lost, 5.0)
     seen["status_when_lost"] = player.status
     written = player.ring.written
     time.sleep(2.0)
     seen["analysis_fed_while_lost_s"] = (player.ring.written - written) / pattern.sample_rate
-    jackd = start_jack()  # ... and comes back
+    jackd.start()  # ... and comes back, under the same name
     seen["reopened"] = wait_for(lambda: not player.lost, 20.0)
     seen["status_after"] = player.status
     time.sleep(1.5)
@@ -45,9 +52,8 @@ def main() -> None:
     player.seek(1.0)
     seen["clock_after_seek"] = wait_for(lambda: abs(player.clock - 1.0) < 0.1, 2.0)
     player.stop()
-    jackd.kill()
     seen["clock_steps"] = [(b[1] - a[1], b[0] - a[0]) for a, b in zip(clocks, clocks[1:])]
-    print(json.dumps(seen), flush=True)
+    return seen
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Live input and rehearsal playback on a real audio device (a JACK dummy server). Input: a second JACK client
 plays clicks into vj's input and the onsets come out at the clicks' spacing; the server is killed (silence,
 reported) and restarted (the input reopens by itself and hears again). Playback: the server dies mid-track (the
-track is followed silently) and returns (playback resumes); the show clock keeps time throughout."""
+track is followed silently) and returns (playback resumes); the show clock keeps time throughout. And the tests'
+JACK servers leave a performer's server alone."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ import sys
 
 import numpy as np
 
-from conftest import REPO, stop_all_jack
+from conftest import REPO, JackServer, jack_tmpdir, wait_for
 
 
 def run_check(script: str) -> dict:
     """Runs a check script in its own process (PortAudio must not outlive a JACK server in ours); what it saw."""
     proc = subprocess.run([sys.executable, str(REPO / "tests" / script)], cwd=REPO, capture_output=True, text=True,
                           timeout=180, env={**os.environ, "JACK_NO_START_SERVER": "1"})
-    stop_all_jack()
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -47,3 +47,40 @@ def test_rehearsal_playback_follows_the_track_through_a_dead_audio_server():
     assert np.all(steps[:, 0] >= 0), "the show clock went backwards"
     assert np.all(steps[:, 0] < steps[:, 1] + 0.6), "the show clock jumped"  # a stall of up to STALL_S, caught up
     assert abs(steps[:, 0].sum() - steps[:, 1].sum()) < 1.0  # it kept time through the loss
+
+
+def test_the_tests_jack_servers_leave_a_performers_server_alone():
+    """A performer's JACK server, with a client on it, outlives what the JACK tests do to theirs: a server of the
+    tests' own with a client of its own crashes, starts again under the same name (as in the fault tests) and is
+    stopped. Nothing is stopped by name and no JACK file the performer's server uses is deleted."""
+    performer = JackServer(f"vj-performer-{os.getpid()}").start()
+    performer_env = {**os.environ, **performer.env}
+    metro = subprocess.Popen(["jack_metro", "-b", "120", "-n", "performer-metro"], env=performer_env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = JackServer()
+    try:
+        assert wait_for(lambda: "performer-metro:120_bpm" in performer.ports(), 10)
+        uid = os.geteuid()
+        performers = {p.name for p in jack_tmpdir().glob("jack*") if p.name.startswith(
+            ("jack-shm-registry", f"jack_{performer.name}_{uid}_", f"jack_sem.{uid}_{performer.name}_"))}
+        assert "jack-shm-registry" in performers and f"jack_sem.{uid}_{performer.name}_performer-metro" in performers
+        ours.start()
+        client = subprocess.Popen(["jack_metro", "-b", "90", "-n", "test-metro"], env={**os.environ, **ours.env},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: "test-metro:90_bpm" in ours.ports(), 10)
+        ours.kill()                                   # a crash, its client still attached
+        client.kill()                                 # (by its pid, as a test's vj would be)
+        client.wait()
+        ours.start()                                  # the same name again
+        assert "system:capture_1" in ours.ports() and "test-metro:90_bpm" not in ours.ports()
+        ours.stop()
+        assert not ours.ports()
+        assert not [*jack_tmpdir().glob(f"jack_{ours.name}_*"), *jack_tmpdir().glob(f"jack_sem.*_{ours.name}_*")]
+        assert performer.proc.poll() is None and metro.poll() is None
+        assert {"system:capture_1", "performer-metro:120_bpm"} <= set(performer.ports())
+        assert performers <= {p.name for p in jack_tmpdir().glob("jack*")}  # the registry, its socket, semaphores
+    finally:
+        ours.stop()
+        metro.terminate()
+        metro.wait(timeout=10)
+        performer.stop()

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, VJ, wait_for
-from test_render import ffprobe
+from conftest import REPO, VJ, ffprobe, wait_for
 
 TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=2"]
 

@@ -3,42 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 
-import pytest
-
-from conftest import REPO, VJ, free_port
-
-TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4",
-        "--set", "display.width=320", "--set", "display.height=180"]
-
-
-def start_vj(args, display, port):
-    env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
-    return subprocess.Popen([*VJ, *args, *TINY, "--set", f"control.osc_port={port}"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for_line(proc, needle, timeout=120.0) -> list[str]:
-    lines, deadline = [], time.time() + timeout
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return lines
-    raise AssertionError(f"{needle!r} never appeared:\n{''.join(lines)}")
-
-
-def oscsend(port, *args):
-    tool = shutil.which("oscsend")
-    if tool is None:
-        pytest.fail("oscsend (liblo-tools) is not installed; scripts/system_deps.sh installs it")
-    subprocess.run([tool, "127.0.0.1", str(port), *args], check=True)
+from conftest import REPO, TINY, VJ, ffprobe, free_port, oscsend, start_vj, wait_for_line
 
 
 def test_live_follows_osc_prompt_and_quits_on_command(x_display):
@@ -80,7 +49,6 @@ def test_rehearse_follows_the_cue_sheet(x_display, tmp_path):
 def test_live_records_frames_with_real_times_and_a_control_log(x_display, tmp_path):
     import json
 
-    from test_render import ffprobe
     from vj.control.showlog import read_show_log
 
     port, out = free_port(), tmp_path / "show.mp4"
@@ -194,7 +162,6 @@ def test_rehearsal_recording_has_the_track_in_sync_and_replays_from_it(x_display
     """The recording's sound is the track as played, in step with the pictures; `vj replay` takes it from there."""
     import numpy as np
 
-    from test_render import ffprobe
     from vj.audio.files import read_audio
 
     wav, lrc, out = tmp_path / "beat.wav", tmp_path / "cues.lrc", tmp_path / "take.mp4"
@@ -221,6 +188,6 @@ def test_rehearsal_recording_has_the_track_in_sync_and_replays_from_it(x_display
     assert max(score) > 0.5 * float(np.dot(a, a))  # the track itself, not noise
     replayed = tmp_path / "replay.mp4"
     done = subprocess.run([*VJ, "replay", str(out.with_suffix(".controls.jsonl")), "-o", str(replayed), "--fps", "6",
-                           "--size", "64x64", *TINY[:6]], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--size", "64x64", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert {s["codec_type"] for s in ffprobe(replayed)["streams"]} == {"video", "audio"}

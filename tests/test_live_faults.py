@@ -7,11 +7,10 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import time
 
-from conftest import start_jack, stop_all_jack
-from test_live import start_vj
-from test_live_show import STATUS, Lines
+from conftest import REPO, STATUS, VJ, Lines, free_port, start_vj
 
 SHEET = "[00:00.00]a quiet harbour\n[00:40.00]a storm at sea\n"
 
@@ -28,24 +27,22 @@ def hud_after(out: Lines, since: float) -> str:
     return "".join(line for line in list(out.lines) if "HUD |" in line and line[:8] >= stamp)
 
 
-def test_audio_server_dies_and_returns_and_a_cue_sheet_breaks_mid_show(x_display, tmp_path):
-    jackd = start_jack()
+def test_audio_server_dies_and_returns_and_a_cue_sheet_breaks_mid_show(x_display, jack, tmp_path):
     lrc = tmp_path / "show.lrc"
     lrc.write_text(SHEET)
     proc = start_vj(["live", "--lrc", str(lrc), "--duration", "120", "-v", "--set", "audio.device=system",
-                     "--set", "display.max_fps=30"], x_display, _port())
+                     "--set", "display.max_fps=30"], x_display, free_port())
     out = Lines(proc)
     try:
         out.wait_for(" fps ", timeout=120)
         time.sleep(2)
         killed = time.time()
-        jackd.kill()                                                   # the audio server dies mid-show
-        jackd.wait()
+        jack.kill()                                                    # the audio server dies mid-show
         out.wait_for("audio input lost", timeout=15)
         time.sleep(3)
         assert "no audio input" in hud_after(out, killed) or "audio input lost" in hud_after(out, killed)
         restarted = time.time()
-        jackd = start_jack()                                           # ... and comes back
+        jack.start()                                                   # ... and comes back, the same server
         out.wait_for("audio input back", timeout=30)
         time.sleep(2)
         broken = time.time()
@@ -63,8 +60,6 @@ def test_audio_server_dies_and_returns_and_a_cue_sheet_breaks_mid_show(x_display
         proc.wait(timeout=30)
     finally:
         proc.kill()
-        jackd.kill()
-        stop_all_jack()
     for since in (killed, restarted, broken, fixed):
         window = [fps for _, fps, _ in status_after(out, since)][:3]
         assert len(window) >= 2 and min(window) >= 10, (since, window, out.text[-3000:])
@@ -85,20 +80,9 @@ def test_osc_port_taken_stops_with_one_line_or_takes_the_next_free_one(x_display
     assert re.search(rf"OSC port {port} is taken; listening on \d+ instead", output)
 
 
-def _port() -> int:
-    from conftest import free_port
-
-    return free_port()
-
-
 def test_a_taken_port_is_said_before_the_networks_load(x_display, tmp_path):
     """With the full-size networks asked for (not the tiny ones), a mistake found in a second stops vj before they
     load: no download attempt, no fallback, one line."""
-    import subprocess
-    import sys
-
-    from conftest import REPO, VJ
-
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]

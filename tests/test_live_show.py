@@ -8,44 +8,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
-from conftest import REPO, free_port
-from test_live import oscsend, start_vj
-from test_midi import CC, NOTE_ON, virtual_out
-from test_render import ffprobe
+from conftest import CC, NOTE_ON, REPO, STATUS, Lines, ffprobe, free_port, oscsend, start_vj, virtual_out
 from vj.control.showlog import read_show_log
 
 SHEET = "[00:00.00]a quiet harbour {steps=2}\n[00:08.00]a storm at sea\n[00:16.00]dawn over the water\n"
 MAPPING = '[[cc]]\ncontrol = 21\nparam = "hue_shift"\n\n[[note]]\nnote = 36\naction = "cue_next"\n'
-STATUS = re.compile(r"cue (-?\d+)\s+(\d+\.\d) fps\s+(\d+\.\d) steps/s")
-
-
-class Lines:
-    """Collects a process's output on a thread, so the test can act on time while reading it."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=lambda: self.lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-        self._thread.start()
-
-    def wait_for(self, needle: str, timeout: float) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if any(needle in line for line in self.lines):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{needle!r} never appeared:\n{self.text}")
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
 
 
 @pytest.fixture(scope="module")

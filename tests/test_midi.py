@@ -9,12 +9,10 @@ import time
 
 import pytest
 
-from conftest import REPO, run_vj, wait_for
+from conftest import CC, NOTE_ON, REPO, run_vj, virtual_out, wait_for
 from vj.control.midi import (CcRow, MidiInput, MidiMapping, MidiMappingError, MidiRouter, NoteRow,
                            bundled_mappings, learn, load_mapping)
 from vj.control.state import ShowState
-
-CC, NOTE_ON = 0xB0, 0x90
 
 
 def router(*rows, bank=("neon rain", "deep ocean")):
@@ -92,14 +90,6 @@ def test_bad_mapping_files_name_file_and_row(tmp_path, text, needle):
 
 
 # -- real ports through JACK ---------------------------------------------------------------------------------
-
-def virtual_out(name):
-    import rtmidi
-
-    out = rtmidi.MidiOut(rtapi=rtmidi.API_UNIX_JACK)
-    out.open_virtual_port(name)
-    return out
-
 
 def test_real_port_input_and_reconnect(jack):
     state, route = router(CcRow(21, "rgb_split"), NoteRow(40, "blackout"))

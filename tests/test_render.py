@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, run_vj
+from conftest import REPO, TINY, ffprobe, run_vj
 
 FPS = 10
 SECONDS = 20.0
-TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4"]
-
-
-def ffprobe(path) -> dict:
-    if shutil.which("ffprobe") is None:
-        pytest.fail("ffprobe is not installed (scripts/system_deps.sh installs ffmpeg)")
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
 
 
 @pytest.fixture(scope="module")
