@@ -107,12 +107,12 @@ def test_truncated_and_garbage_files_give_a_clear_error(tmp_path, reference_pkl)
         load_generator(tmp_path / "missing.pkl")
 
 
-def test_live_show_with_a_truncated_checkpoint_stops_with_one_line(tmp_path, reference_pkl):
+def test_live_show_with_a_truncated_checkpoint_stops_with_one_line(tmp_path, reference_pkl, x_display):
     path, canary = reference_pkl
     truncated = tmp_path / "half.pkl"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
     proc = run_vj("live", "--duration", "5", "--set", f"model.generator={truncated}", "--set", "model.clip=tiny",
-                  "--set", "control.osc_port=0", check=False, timeout=120)
+                  "--set", "control.osc_port=0", check=False, timeout=120, env={"DISPLAY": x_display})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{truncated}: not a readable StyleGAN3 checkpoint (truncated or corrupt?)" in proc.stderr
     assert "Traceback" not in proc.stderr and not canary.exists()
