@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,25 +104,48 @@ def render_video(
             }) + "\n")
         return shown
 
+    stop = _StopRequest()
     try:
         with VideoWriter(out_path, r.width, r.height, r.fps, samples, sample_rate, r.crf, r.audio_bitrate) as writer:
             frames = features_at_frames(samples, sample_rate, r.fps, extractor, n_frames)
             try:
                 for i, features in enumerate(tqdm(frames, total=n_frames, desc="render", unit="frame",
                                                   disable=not progress, mininterval=1.0)):
+                    if stop.is_set():
+                        break
                     writer.write(render_frame(i, features))
-            except KeyboardInterrupt:  # Ctrl-C: a playable file up to the last frame, the audio cut to match
-                writer.cut_audio()
-                log.warning("interrupted: %s ends after %d of %d frames (%.2f s), its audio cut to match",
-                            out_path, writer.frames, n_frames, writer.frames / r.fps)
-                return RenderResult(Path(out_path), writer.frames, writer.frames / r.fps, models.notes, True)
+                if stop.is_set():  # a playable file up to the last frame, the audio cut to match
+                    writer.cut_audio()
+                    log.warning("interrupted: %s ends after %d of %d frames (%.2f s), its audio cut to match",
+                                out_path, writer.frames, n_frames, writer.frames / r.fps)
+                    return RenderResult(Path(out_path), writer.frames, writer.frames / r.fps, models.notes, True)
             finally:
                 if stills is not None:
                     stills.close()
     finally:
+        stop.restore()
         if log_file:
             log_file.close()
         compositor.release()
         ctx.release()
     return RenderResult(Path(out_path), n_frames, duration, models.notes)
 
+
+class _StopRequest(threading.Event):
+    """Set by the first Ctrl-C, which the render then honours between frames (an interrupt inside the encoder
+    could leave the file unwritable); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():  # signal handlers live on the main thread
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.is_set():
+            raise KeyboardInterrupt
+        self.set()
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
