@@ -208,7 +208,7 @@ def main() -> None:
     tiny = ["model.device=cpu", "model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=4",
             "optimizer.min_cutouts=2"]
     full = ["optimizer.cutouts=32", "optimizer.min_cutouts=8", "optimizer.compile=off", "optimizer.frame_budget_ms=16"]
-    live = [dict(size="640x360", seconds=4.0, overrides=tiny, device="cpu"),
+    live = [dict(size="640x360", seconds=2.5, overrides=tiny, device="cpu"),
             dict(size="1920x1080", seconds=10.0, overrides=full, networks=("T-published-256", "ViT-B-32", 256),
                  device="cuda")]
     check.run("live (offscreen)", live, lambda device, **kw: live_case(**kw), min_left=40)

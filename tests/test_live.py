@@ -187,7 +187,7 @@ def test_rehearsal_recording_has_the_track_in_sync_and_replays_from_it(x_display
     assert abs(best) < rate * 0.05, best / rate
     assert max(score) > 0.5 * float(np.dot(a, a))  # the track itself, not noise
     replayed = tmp_path / "replay.mp4"
-    done = subprocess.run([*VJ, "replay", str(out.with_suffix(".controls.jsonl")), "-o", str(replayed), "--fps", "6",
+    done = subprocess.run([*VJ, "replay", str(out.with_suffix(".controls.jsonl")), "-o", str(replayed), "--fps", "2",
                            "--size", "64x64", *TINY], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert {s["codec_type"] for s in ffprobe(replayed)["streams"]} == {"video", "audio"}
