@@ -95,6 +95,13 @@ def wait_for(predicate, timeout: float = 5.0) -> bool:
     return False
 
 
+def beat_track(path: Path, seconds: float, bpm: float = 124) -> Path:
+    """A drum track as the demo makes it (examples/make_beat.py), `seconds` long, written to path."""
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(path), "--seconds", str(seconds),
+                    "--bpm", str(bpm)], check=True)
+    return path
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, VJ, ffprobe, wait_for
+from conftest import beat_track, REPO, VJ, ffprobe, wait_for
 
 TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=2"]
 
@@ -16,7 +16,7 @@ TINY = ["--set", "model.generator=tiny", "--set", "model.clip=tiny", "--set", "o
 def test_ctrl_c_during_a_render_leaves_a_playable_file_with_its_audio_cut_to_match(tmp_path):
     """Also: the missing folder of the output is made, and said (a typo in the path should not go unnoticed)."""
     wav, out, frames = tmp_path / "beat.wav", tmp_path / "new" / "deeper" / "out.mp4", tmp_path / "frames.jsonl"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "12"], check=True)
+    beat_track(wav, 12)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "vj-cache")}
     proc = subprocess.Popen([*VJ, "render", str(wav), "-o", str(out), "--fps", "10", "--size", "64x64",
                              "--frames-log", str(frames), *TINY], cwd=REPO, env=env, stdout=subprocess.PIPE,

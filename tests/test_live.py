@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import REPO, TINY, VJ, ffprobe, free_port, oscsend, start_vj, wait_for_line
+from conftest import beat_track, REPO, TINY, VJ, ffprobe, free_port, oscsend, start_vj, wait_for_line
 
 
 def test_live_follows_osc_prompt_and_quits_on_command(x_display):
@@ -30,8 +30,7 @@ def test_live_follows_osc_prompt_and_quits_on_command(x_display):
 
 def test_rehearse_follows_the_cue_sheet(x_display, tmp_path):
     wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "8",
-                    "--bpm", "124"], check=True)
+    beat_track(wav, 8)
     lrc.write_text("[00:00.00]first cue\n[00:02.00]second cue\n")
     proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "-v"], x_display, free_port())
     try:
@@ -97,8 +96,7 @@ def test_bench_live_measures_the_show_and_sees_the_clicks_on_screen(x_display, t
 def test_rehearsal_ends_when_the_track_ends_wherever_seeks_took_it(x_display, tmp_path):
     """Not after the track's length of wall time: a seek to near the end ends it soon after, and says so."""
     wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "14",
-                    "--bpm", "124"], check=True)
+    beat_track(wav, 14)
     lrc.write_text("[00:00.00]first cue\n[00:12.00]last cue\n")
     port = free_port()
     proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "-v"], x_display, port)
@@ -118,8 +116,7 @@ def test_rehearsal_ends_when_the_track_ends_wherever_seeks_took_it(x_display, tm
 
 def test_rehearsal_loops_when_asked(x_display, tmp_path):
     wav, lrc = tmp_path / "beat.wav", tmp_path / "cues.lrc"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "3",
-                    "--bpm", "124"], check=True)
+    beat_track(wav, 3)
     lrc.write_text("[00:00.00]first cue\n")
     port = free_port()
     proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "--loop", "--start", "1"], x_display, port)
@@ -165,8 +162,7 @@ def test_rehearsal_recording_has_the_track_in_sync_and_replays_from_it(x_display
     from vj.audio.files import read_audio
 
     wav, lrc, out = tmp_path / "beat.wav", tmp_path / "cues.lrc", tmp_path / "take.mp4"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "5",
-                    "--bpm", "124"], check=True)
+    beat_track(wav, 5)
     lrc.write_text("[00:00.00]first cue\n[00:02.00]second cue\n")
     proc = start_vj(["rehearse", str(wav), "--lrc", str(lrc), "--record", str(out)], x_display, free_port())
     try:

@@ -9,7 +9,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from conftest import REPO
+from conftest import beat_track, REPO
 
 
 def test_a_wheel_installs_and_renders_from_a_folder_outside_the_checkout(tmp_path):
@@ -42,8 +42,7 @@ def test_a_wheel_installs_and_renders_from_a_folder_outside_the_checkout(tmp_pat
     where = subprocess.run([python, "-c", "import vj; print(vj.__file__)"], cwd=work, env=env, capture_output=True,
                            text=True, check=True).stdout
     assert where.startswith(str(site)), where  # the wheel's vj, not the checkout's
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(work / "beat.wav"), "--seconds",
-                    "1"], check=True)
+    beat_track(work / "beat.wav", 1)
     (work / "cues.lrc").write_text("[00:00.00]a neon city at night\n[00:00.50]a deep blue ocean\n")
     checked = vj("cues", "check", "cues.lrc")
     assert checked.returncode == 0 and "a deep blue ocean" in checked.stdout, checked.stdout + checked.stderr

@@ -76,6 +76,17 @@ def fresh_gpu_memory() -> None:
     torch.cuda.reset_peak_memory_stats()
 
 
+def _prepare(device: str) -> bool:
+    """Before a case: on CUDA, memory freed and the peak count restarted; on the CPU, the heap kept as vj's model
+    loading keeps it. Returns whether the case runs on CUDA."""
+    cuda = device.startswith("cuda")
+    if cuda:
+        fresh_gpu_memory()
+    else:
+        keep_freed_memory()
+    return cuda
+
+
 def _memory(cuda: bool) -> dict:
     return {"peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)} if cuda else {}
 
@@ -85,11 +96,7 @@ def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp3
     """Synthesis ms/frame at batch 1 with random weights: eager, compiled, and/or replayed as a CUDA graph."""
     from vj.engine.graphs import CapturedCalls
 
-    cuda = device.startswith("cuda")
-    if cuda:
-        fresh_gpu_memory()
-    else:
-        keep_freed_memory()  # as vj's model loading does
+    cuda = _prepare(device)
     G = random_generator(arch, resolution, device).set_precision(dtype)
     ws = G.mapping(torch.randn(1, G.z_dim, device=device), None)
     synthesis = torch.compile(G.synthesis, fullgraph=True, dynamic=False) if compiled else G.synthesis
@@ -113,11 +120,7 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
     from vj.engine.optimizer import LatentOptimizer
     from vj.models.clip import load_clip
 
-    cuda = device.startswith("cuda")
-    if cuda:
-        fresh_gpu_memory()
-    else:
-        keep_freed_memory()  # as vj's model loading does
+    cuda = _prepare(device)
     G = random_generator(generator_arch, resolution, device).set_precision(precision)
     # Random weights for a named architecture: open_clip builds it without downloading anything.
     guide = load_clip(clip if clip == "tiny" else f"{clip}/random", device, precision)
