@@ -30,17 +30,15 @@ def playback_sync(seconds: float) -> dict:
     after removing the fixed output latency, the drift in ppm, and the jitter around the drift line."""
     import os
     import shutil
-    import subprocess
 
+    from headless import start_jack, stop_jack
     from vj.audio.playback import Playback
 
     if shutil.which("jackd") is None:
         return {"what": "playback sync", "skipped": "jackd is not installed"}
-    os.environ["JACK_NO_START_SERVER"] = "1"
-    jackd = subprocess.Popen(["jackd", "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = f"vj-bench-{os.getpid()}"  # a server of its own: a performer's is neither used nor touched
+    jackd = start_jack(name)
     try:
-        time.sleep(2.0)
         pattern = drum_pattern(120, seconds + 2, seed=0)
         playback = Playback(pattern.samples, pattern.sample_rate, 256, device="system").start()
         stamps, end = [], time.perf_counter() + seconds
@@ -49,8 +47,7 @@ def playback_sync(seconds: float) -> dict:
             time.sleep(0.05)
         playback.stop()
     finally:
-        jackd.terminate()
-        jackd.wait(timeout=10)
+        stop_jack(jackd, name)
     device, clock = np.array([s for s in stamps if s[0] > 0]).T
     device -= device[0]
     clock -= clock[0]
