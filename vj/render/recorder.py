@@ -42,6 +42,7 @@ class ShowRecorder:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._last_pts = -1
         self.sample_rate = sample_rate
+        self._last_frame: np.ndarray | None = None  # the last frame offered
         self._audio: RingBuffer | None = None  # this recorder's reader of the show's audio ring
         self._audio_start = 0           # ring position at the show's start: audio time 0
         self._audio_end: int | None = None  # ring position at the show's end (set by close)
@@ -56,6 +57,7 @@ class ShowRecorder:
             return
         try:
             self._queue.put_nowait((wall, frame))
+            self._last_frame = frame
         except queue.Full:
             self.dropped += 1
 
@@ -129,6 +131,8 @@ class ShowRecorder:
         """Ends the recording `wall` seconds into the show (where its sound ends too)."""
         if self._audio is not None:  # the sound ends with the show, not when the encoder has caught up
             self._audio_end = self._audio_start + int(wall * self.sample_rate)
+        if self._last_frame is not None:  # the last picture stays on until the show ends, as it did on screen
+            self._queue.put((wall, self._last_frame))
         self._queue.put(None)
         self._thread.join(timeout=60)
         if self._audio is not None:
