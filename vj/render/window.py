@@ -47,9 +47,7 @@ class Window:
         self._windowed = (0, 0, width, height)  # x, y, w, h to return to from full screen
         glfw.set_key_callback(self.handle, self._on_key)
         # ctx.screen keeps the size it was created with; drawing through a pass at the current size survives resizes.
-        self._present = self.ctx.program(vertex_shader=_source(SHADER_DIR / "fullscreen.vert"),
-                                         fragment_shader=_source(SHADER_DIR / "present.frag"))
-        self._present_vao = self.ctx.vertex_array(self._present, [])
+        self._presenter = _Presenter(self.ctx)
         log.info("window %dx%d on %s", *self.framebuffer_size, self.ctx.info["GL_RENDERER"])
 
     @property
@@ -63,11 +61,11 @@ class Window:
 
     def present(self, texture: moderngl.Texture | None) -> None:
         """Draws the texture over the whole window (black if None); the HUD may draw on top before swap()."""
-        _present(self.ctx, self.screen, self.framebuffer_size, self._present, self._present_vao, texture)
+        self._presenter.present(self.screen, self.framebuffer_size, texture)
 
     def read(self) -> np.ndarray:
         """What the window shows now, [H, W, 3] uint8, top row first (before swap())."""
-        return _read(self.screen, self.framebuffer_size)
+        return self._presenter.read(self.screen, self.framebuffer_size)
 
     @property
     def framebuffer_size(self) -> tuple[int, int]:
@@ -105,8 +103,7 @@ class Window:
         glfw.swap_buffers(self.handle)
 
     def close(self) -> None:
-        self._present_vao.release()
-        self._present.release()
+        self._presenter.release()
         self.ctx.release()
         glfw.destroy_window(self.handle)
         glfw.terminate()
@@ -124,16 +121,14 @@ class OffscreenWindow:
         self.framebuffer_size = (width, height)
         self.title = title
         self.should_close = False
-        self._present = self.ctx.program(vertex_shader=_source(SHADER_DIR / "fullscreen.vert"),
-                                         fragment_shader=_source(SHADER_DIR / "present.frag"))
-        self._present_vao = self.ctx.vertex_array(self._present, [])
+        self._presenter = _Presenter(self.ctx)
         log.info("offscreen %dx%d on %s", width, height, self.ctx.info["GL_RENDERER"])
 
     def present(self, texture: moderngl.Texture | None) -> None:
-        _present(self.ctx, self.screen, self.framebuffer_size, self._present, self._present_vao, texture)
+        self._presenter.present(self.screen, self.framebuffer_size, texture)
 
     def read(self) -> np.ndarray:
-        return _read(self.screen, self.framebuffer_size)
+        return self._presenter.read(self.screen, self.framebuffer_size)
 
     def poll(self) -> list[int]:
         return []
@@ -148,24 +143,37 @@ class OffscreenWindow:
         self.ctx.finish()
 
     def close(self) -> None:
-        self._present_vao.release()
-        self._present.release()
+        self._presenter.release()
         self.screen.release()
         self.ctx.release()
 
 
-def _present(ctx: moderngl.Context, screen: moderngl.Framebuffer, size: tuple[int, int], program: moderngl.Program,
-             vao: moderngl.VertexArray, texture: moderngl.Texture | None) -> None:
-    screen.use()
-    screen.viewport = (0, 0, *size)
-    ctx.clear(0.0, 0.0, 0.0)
-    if texture is not None:
-        texture.use(0)
-        program["u_input"].value = 0
-        vao.render(moderngl.TRIANGLES, vertices=3)
+class _Presenter:
+    """Draws a texture over a whole framebuffer (black where there is none) and reads it back: what both windows
+    show."""
 
+    def __init__(self, ctx: moderngl.Context):
+        self.ctx = ctx
+        self.program = ctx.program(vertex_shader=_source(SHADER_DIR / "fullscreen.vert"),
+                                   fragment_shader=_source(SHADER_DIR / "present.frag"))
+        self.vao = ctx.vertex_array(self.program, [])
 
-def _read(screen: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:
-    w, h = size
-    data = screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
-    return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1]
+    def present(self, screen: moderngl.Framebuffer, size: tuple[int, int], texture: moderngl.Texture | None) -> None:
+        screen.use()
+        screen.viewport = (0, 0, *size)
+        self.ctx.clear(0.0, 0.0, 0.0)
+        if texture is not None:
+            texture.use(0)
+            self.program["u_input"].value = 0
+            self.vao.render(moderngl.TRIANGLES, vertices=3)
+
+    @staticmethod
+    def read(screen: moderngl.Framebuffer, size: tuple[int, int]) -> np.ndarray:
+        """[H, W, 3] uint8, top row first."""
+        w, h = size
+        data = screen.read(viewport=(0, 0, w, h), components=3, alignment=1)
+        return np.frombuffer(data, np.uint8).reshape(h, w, 3)[::-1]
+
+    def release(self) -> None:
+        self.vao.release()
+        self.program.release()
