@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -304,12 +305,17 @@ class JackServer:
                 path.unlink(missing_ok=True)
 
 
-def start_jack() -> JackServer:
-    """A JACK server of this process's own, made the default of this process and of what it starts (the check
-    scripts run beside the tests, in a process of their own)."""
+def run_check_on_own_jack(check: Callable[[JackServer], dict]) -> None:
+    """What the check scripts (run beside the tests, in a process of their own) do: a JACK server of this
+    process's own, made the default of this process and of what it starts, check(server) on it, the server
+    stopped, and what the check saw printed as JSON for the test that started the script."""
     server = JackServer().start()
     os.environ.update(server.env)
-    return server
+    try:
+        seen = check(server)
+    finally:
+        server.stop()
+    print(json.dumps(seen), flush=True)
 
 
 @pytest.fixture(scope="module")

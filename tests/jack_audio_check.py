@@ -4,12 +4,11 @@ again. Prints one JSON line of what it saw. This process never loads PortAudio: 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 
-from conftest import JackServer, start_jack, wait_for
+from conftest import JackServer, run_check_on_own_jack, wait_for
 from vj.audio.capture import LiveInput
 from vj.audio.features import FeatureExtractor
 from vj.audio.stream import AudioAnalyzer
@@ -39,15 +38,6 @@ def play_clicks_into_vj(jackd: JackServer, period: float, seconds: float) -> Non
     player.wait(timeout=30)
 
 
-def main() -> None:
-    jackd = start_jack()  # this process's own server, found by its children through JACK_DEFAULT_SERVER
-    try:
-        seen = check(jackd)
-    finally:
-        jackd.stop()
-    print(json.dumps(seen), flush=True)
-
-
 def check(jackd: JackServer) -> dict:
     source = LiveInput("system", 48000, 256).start()
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor(48000, 256)).start()
@@ -75,4 +65,4 @@ def check(jackd: JackServer) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_check_on_own_jack(check)

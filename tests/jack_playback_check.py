@@ -4,22 +4,12 @@ or jumps. Prints one JSON line of what it saw. This process never loads PortAudi
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
-from conftest import JackServer, start_jack, wait_for
+from conftest import JackServer, run_check_on_own_jack, wait_for
 from vj.audio.playback import Playback
 from vj.audio.testsignals import drum_pattern
-
-
-def main() -> None:
-    jackd = start_jack()  # this process's own server, found by its children through JACK_DEFAULT_SERVER
-    try:
-        seen = check(jackd)
-    finally:
-        jackd.stop()
-    print(json.dumps(seen), flush=True)
 
 
 def check(jackd: JackServer) -> dict:
@@ -57,4 +47,4 @@ def check(jackd: JackServer) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_check_on_own_jack(check)
