@@ -17,7 +17,7 @@ from vj.cpu_memory import keep_freed_memory
 from vj.models import registry
 from vj.models.checkpoints import CheckpointError, load_generator
 from vj.models.clip import TINY, ClipGuide, ClipLoadError, load_clip
-from vj.models.stylegan3 import Generator
+from vj.models.stylegan3 import PRECISIONS, Generator
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def resolve_device(name: str) -> torch.device:
 def resolve_precision(name: str, device: torch.device) -> str:
     """"auto": bf16 on a CUDA device that has it (fp32's range, so no gradient underflows), fp16 on older ones
     (the optimizer then scales its loss), fp32 on a CPU. An explicit choice is kept, on a CPU too."""
-    if name not in ("auto", "fp32", "fp16", "bf16"):
+    if name not in PRECISIONS:
         raise ModelError(f"model.precision must be auto, fp32, fp16 or bf16, got {name!r}")
     if name != "auto":
         return name
