@@ -137,11 +137,12 @@ def run_vj(*args: str, env: dict | None = None, timeout: float = 300, check: boo
     return proc
 
 
-def start_vj(args, display: str, port: int) -> subprocess.Popen:
+def start_vj(args, display: str, port: int, step_delay_s: float = 0.0) -> subprocess.Popen:
     """`vj ARGS` with the tiny networks in a small window on `display`, OSC on `port`; output (stdout and stderr
-    together) on proc.stdout."""
+    together) on proc.stdout. `step_delay_s`: each guided step takes that much longer (a slow GPU)."""
     env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
-    return subprocess.Popen([*VJ, *args, *LIVE_TINY, "--set", f"control.osc_port={port}"], cwd=REPO, env=env,
+    vj = [sys.executable, str(REPO / "tests" / "slow_vj.py"), str(step_delay_s)] if step_delay_s else VJ
+    return subprocess.Popen([*vj, *args, *LIVE_TINY, "--set", f"control.osc_port={port}"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

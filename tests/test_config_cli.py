@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 
-from conftest import run_vj
+from conftest import REPO, run_vj
 from vj import config
 
 
@@ -42,6 +47,8 @@ def test_overrides_are_type_checked():
 
 @pytest.mark.parametrize("override, message", [
     ("optimizer.display_ema=0.6", "optimizer.display_ema is gone: use optimizer.display_smoothing_s"),
+    ("optimizer.steps_per_frame=2", "optimizer.steps_per_frame is gone: use director.steps_per_frame"),
+    ("optimizer.min_cutouts=2", "optimizer.min_cutouts is gone: use governor.min_cutouts"),
     ("model.precision=fp8", "model.precision: must be one of 'auto', 'fp32', 'fp16', 'bf16', got 'fp8'"),
     ("optimizer.compile=yes", "optimizer.compile: must be one of 'auto', 'on', 'off'"),
     ("optimizer.display_smoothing_s=nan", "between 0 and 10 seconds, got nan"),
@@ -73,6 +80,28 @@ def test_bad_input_exits_nonzero_with_one_clear_line(args, needle):
     assert needle in lines[0]
 
 
+@pytest.mark.parametrize("mistake, needle", [
+    (["--set", "model.precision=fp8"], "model.precision: must be one of"),
+    (["--set", 'display.effects=["sparkle"]'], "unknown effect 'sparkle'"),
+    (["--set", "control.osc_port={taken}"], "Address already in use"),
+])
+def test_a_config_mistake_stops_the_show_at_once_before_any_network_loads(mistake, needle):
+    """`vj live` with a mistake: one line, within 2 seconds, and torch (which the networks need, and which takes a
+    second or more to import) never imported."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        args = [a.format(taken=taken.getsockname()[1]) for a in mistake]
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "vj.cli", "live", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        took = time.perf_counter() - started
+    imported = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    said = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 1 and len(said) == 1 and needle in said[0], proc.stderr[-2000:]
+    assert "torch" not in imported and "vj.models.loading" not in imported
+    assert took < 2.0, f"{took:.2f} s"
+
+
 def test_every_subcommand_documents_its_options():
     top = run_vj("--help").stdout
     for command in ("render", "live", "rehearse", "replay", "devices", "models", "cues", "bench"):
@@ -102,20 +131,19 @@ BAD: dict[str, list] = {  # key -> values of the right type that a show would tr
     "model.precision": ["fp8"],
     "model.truncation_psi": [NAN, INF, -0.5, 3.0],
     "model.seed": [-1, 2**40],
-    "optimizer.steps_per_frame": [-1, 17],
+    "director.steps_per_frame": [-1, 17],
     "optimizer.cutouts": [-5, 0, 100000],
     "optimizer.cut_pow": [NAN, 0.0, -1.0, INF],
     "optimizer.lr": [NAN, INF, 0.0, -0.1],
-    "optimizer.cue_boost": [NAN, -1.0, INF],
-    "optimizer.cue_boost_decay_s": [NAN, -1.0, INF],
-    "optimizer.audio_gain": [NAN, -1.0, 5.0],
+    "director.cue_boost": [NAN, -1.0, INF],
+    "director.cue_boost_decay_s": [NAN, -1.0, INF],
+    "director.audio_gain": [NAN, -1.0, 5.0],
     "optimizer.latent_reg": [NAN, -0.1, INF],
     "optimizer.display_smoothing_s": [NAN, -1.0, 11.0],
     "optimizer.latent_space": ["z", "W"],
     "optimizer.compile": ["yes"],
-    "optimizer.frame_budget_ms": [NAN, -1.0, INF],
-    "optimizer.min_cutouts": [0, -5],
-    "optimizer.test_step_delay_s": [NAN, -1.0, INF],
+    "governor.frame_budget_ms": [NAN, -1.0, INF],
+    "governor.min_cutouts": [0, -5],
     "audio.sample_rate": [0, -48000, 10**7],
     "audio.block_size": [0, -256, 10**7],
     "audio.channel": [-2, 100000],
@@ -194,7 +222,7 @@ def test_each_bad_value_is_refused_when_read_naming_key_value_and_what_is_allowe
 def test_good_values_near_the_limits_are_accepted():
     cfg = config.load(None, ["model.device=cuda:1", "model.device=cpu", "control.osc_port=65535",
                              'control.osc_feedback="touch.local:9000"', 'control.osc_feedback="[::1]:9000"',
-                             "audio.band_edges=[30, 60]", "optimizer.cutouts=1", "optimizer.min_cutouts=1",
+                             "audio.band_edges=[30, 60]", "optimizer.cutouts=1", "governor.min_cutouts=1",
                              "render.width=2", 'display.effects=["kaleidoscope"]', "display.effects=[]"])
     assert cfg.control.osc_port == 65535 and cfg.audio.band_edges == [30.0, 60.0]
 

@@ -8,20 +8,24 @@ import numpy as np
 import pytest
 
 from vj.audio.features import SILENCE
-from vj.config import Config, OptimizerConfig
+from vj.config import Config, DirectorConfig
 from vj.control.showlog import ControlLogWriter, ControlReplay, ShowLogError, read_show_log, show_header
 from vj.cues.lrc import parse_lrc
 from vj.cues.timeline import Timeline
-from vj.engine.director import Director, show_state
+from vj.control.state import ShowState
+from vj.engine.director import Director
 from vj.engine.quality import QualityGovernor
 
 HEAD = '{"wall": 0, "t": 0, "source": "vj", "what": "show", "value": {"format": 1}}\n'
 SHEET = "[00:00.00]calm sea {steps=2}\n[00:04.00]storm {boost=8}\n[00:08.00]dawn\n"
 
 
-def director(cfg=OptimizerConfig()):
-    state = show_state(cfg)
-    return state, Director(cfg, state), Timeline(parse_lrc(SHEET), transition_s=0.0)
+LR = 0.03
+
+
+def director(cfg=DirectorConfig()):
+    state = ShowState.from_config(cfg)
+    return state, Director(cfg, LR, state), Timeline(parse_lrc(SHEET), transition_s=0.0)
 
 
 def test_cue_settings_apply_when_the_cue_starts_and_a_later_turn_wins():
@@ -34,13 +38,12 @@ def test_cue_settings_apply_when_the_cue_starts_and_a_later_turn_wins():
 
 
 def test_cue_boost_raises_the_step_size_after_its_change():
-    cfg = OptimizerConfig(cue_boost=1.0, cue_boost_decay_s=2.0)
-    _, plan_for, timeline = director(cfg)
+    _, plan_for, timeline = director(DirectorConfig(cue_boost=1.0, cue_boost_decay_s=2.0))
     calm = plan_for.plan(3.9, SILENCE, timeline.at(3.9)).lr
     storm = plan_for.plan(4.0, SILENCE, timeline.at(4.0)).lr            # {boost=8} right at its start
     later = plan_for.plan(7.9, SILENCE, timeline.at(7.9)).lr
-    assert storm == pytest.approx(8 * cfg.lr) and calm == pytest.approx(cfg.lr)
-    assert cfg.lr < later < storm
+    assert storm == pytest.approx(8 * LR) and calm == pytest.approx(LR)
+    assert LR < later < storm
 
 
 def test_live_prompt_freeze_and_a_bad_override():
@@ -107,7 +110,7 @@ def test_control_log_round_trip_and_replay(tmp_path):
     assert show.end == 6.0 and show.config() == Config() and len(show.entries) == 7
     replay = ControlReplay(show)
     assert [replay.show_time(w) for w in (0.0, 0.4, 0.5, 1.5, 3.5, 5.0)] == [0.0, 0.0, 0.0, 1.0, 30.0, 31.5]
-    state = show_state(OptimizerConfig())
+    state = ShowState.from_config(DirectorConfig())
     replay.apply_until(state, 0.9)
     assert state.snapshot().values["hue_shift"] == 0.3                 # not yet
     replay.apply_until(state, 3.0)
@@ -145,7 +148,7 @@ STEPS_SHEET = "[00:00.00]a\n[00:04.00]b {steps=7}\n[00:08.00]c\n[00:12.00]d {ste
 
 def played_from_the_start(t: float) -> int:
     """The steps a render has at t: a fresh director that played the sheet from 0 to t."""
-    plan_for = Director(OptimizerConfig(), show_state(OptimizerConfig()))
+    plan_for = Director(DirectorConfig(), LR, ShowState.from_config(DirectorConfig()))
     timeline = Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
     steps = 0
     for tick in np.arange(0.0, t + 1e-9, 0.5):
@@ -155,18 +158,18 @@ def played_from_the_start(t: float) -> int:
 
 def test_cue_steps_are_undone_when_the_show_moves_back_before_the_cue():
     """Home, seeks and cue jumps in any order: at each time the steps are what a render has there."""
-    cfg = OptimizerConfig()
-    state = show_state(cfg)
-    plan_for, timeline = Director(cfg, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
+    cfg = DirectorConfig()
+    state = ShowState.from_config(cfg)
+    plan_for, timeline = Director(cfg, LR, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
     for t in (0.0, 5.0, 13.0, 9.0, 0.0, 17.0, 6.0, 1.0, 14.0, 3.0, 12.5, 8.0):
         assert plan_for.plan(t, SILENCE, timeline.at(t)).steps == played_from_the_start(t), t
     assert played_from_the_start(0.0) == cfg.steps_per_frame and played_from_the_start(9.0) == 7
 
 
 def test_a_knob_turned_after_a_cue_still_wins_when_the_show_moves_back():
-    cfg = OptimizerConfig()
-    state = show_state(cfg)
-    plan_for, timeline = Director(cfg, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
+    cfg = DirectorConfig()
+    state = ShowState.from_config(cfg)
+    plan_for, timeline = Director(cfg, LR, state), Timeline(parse_lrc(STEPS_SHEET), transition_s=0.0)
     assert plan_for.plan(13.0, SILENCE, timeline.at(13.0)).steps == 1      # {steps=1}
     state.set("steps_per_frame", 5, "midi")                               # the performer's turn
     assert plan_for.plan(6.0, SILENCE, timeline.at(6.0)).steps == 5       # seek back: the turn stands

@@ -12,9 +12,14 @@ import torch
 from vj.config import OptimizerConfig
 from vj.cues.prompts import WeightedPrompt
 from vj.engine.guidance import make_cutouts, spherical_distance
-from vj.engine.optimizer import LatentOptimizer, learning_rate
+from vj.engine.director import learning_rate
+from vj.engine.optimizer import LatentOptimizer
 
-CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_smoothing_s=0.0, audio_gain=1.0)
+CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_smoothing_s=0.0)
+
+
+def rate(since_cue_change: float, envelope: float, cue_boost: float = 3.0) -> float:
+    return learning_rate(CFG.lr, cue_boost, 2.0, 1.0, since_cue_change, envelope)
 
 
 @pytest.fixture()
@@ -58,20 +63,20 @@ def test_negative_weight_pushes_away(optimizer):
 
 def test_stronger_envelope_gives_larger_step(fixture_t, tiny_clip):
     G, _ = fixture_t
-    assert learning_rate(CFG, 10.0, 1.0) > learning_rate(CFG, 10.0, 0.2) > learning_rate(CFG, 10.0, 0.0)
+    assert rate(10.0, 1.0) > rate(10.0, 0.2) > rate(10.0, 0.0)
     deltas = []
     for envelope in (0.0, 1.0):
         opt = LatentOptimizer(G, tiny_clip, CFG, seed=5)
         opt.set_prompts([WeightedPrompt("a cat")])
         before = opt.q.clone()
-        opt.step(learning_rate(CFG, 10.0, envelope))
+        opt.step(rate(10.0, envelope))
         deltas.append(float((opt.q - before).norm()))
     assert deltas[1] > deltas[0]
 
 
 def test_cue_boost_decays():
-    assert learning_rate(CFG, 0.0, 0.0) == pytest.approx(CFG.lr * CFG.cue_boost)
-    assert learning_rate(CFG, 30.0, 0.0) == pytest.approx(CFG.lr, rel=1e-3)
+    assert rate(0.0, 0.0, cue_boost=3.0) == pytest.approx(CFG.lr * 3.0)
+    assert rate(30.0, 0.0, cue_boost=3.0) == pytest.approx(CFG.lr, rel=1e-3)
 
 
 def test_w_plus_latent_has_one_vector_per_layer(fixture_t, tiny_clip):

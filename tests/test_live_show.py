@@ -32,8 +32,8 @@ def recorded_show(x_display, jack, tmp_path_factory):
     port = free_port()
     proc = start_vj(["live", "--lrc", str(lrc), "--record", str(record), "--duration", "120", "-v",
                      "--set", "audio.device=system", "--set", "control.midi_port=e2e-controller",
-                     "--set", f"control.midi_mapping={mapping}", "--set", "display.max_fps=30",
-                     "--set", "optimizer.test_step_delay_s=0.4"], x_display, port)
+                     "--set", f"control.midi_mapping={mapping}", "--set", "display.max_fps=30"], x_display, port,
+                    step_delay_s=0.4)
     out = Lines(proc)
     try:
         out.wait_for(" fps ", timeout=120)                   # the show is running (its first status line)

@@ -265,7 +265,7 @@ def test_a_feedback_port_out_of_range_is_a_clear_error_before_the_show():
             OscControl(ShowState(), "127.0.0.1", free_port(), feedback=target).stop()
 
 
-def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(tmp_path):
+def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(tmp_path, monkeypatch):
     """The show (tiny networks, offscreen, an engine made slow so its frames lag the show) with a real UDP receiver
     as the surface: one started late still learns the cue in about a second, and a fast cue sequence 0-1-3-1-2-3-4
     (the show clock jumping) is sent cue by cue, although the engine never drew most of them."""
@@ -278,15 +278,18 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     from vj.clock import ManualClock
     from vj.cues.timeline import WatchedTimeline
     from vj.app.show import run_show
+    from vj.engine.optimizer import LatentOptimizer
     from vj.models.loading import load_models
+    from slow_vj import slowed_render_frame
 
     sheet = tmp_path / "cues.lrc"
     sheet.write_text("".join(f"[00:{10 * i:02d}.00]cue {i}\n" for i in range(5)))  # cue i at 10 i seconds
     surface_port, osc_port = free_port(), free_port()
     cfg = config.load(None, ["model.generator=tiny", "model.clip=tiny", "display.width=64", "display.height=64",
                              "display.hud=false", "display.vsync=false", "display.max_fps=30", "cues.transition_s=0",
-                             "optimizer.test_step_delay_s=1.0", f"control.osc_port={osc_port}",
+                             f"control.osc_port={osc_port}",
                              f'control.osc_feedback="127.0.0.1:{surface_port}"'])
+    monkeypatch.setattr(LatentOptimizer, "render_frame", slowed_render_frame(1.0))  # a second per guided step
     clock = ManualClock()  # the surface below moves the show as a performer's cue jumps would
     running = threading.Event()
     heard: list[tuple[float, str, object]] = []  # (when, address, value) as the surface received them

@@ -8,11 +8,20 @@ import torch
 
 from conftest import wait_for
 from vj.audio.features import SILENCE
-from vj.config import OptimizerConfig
+from vj.config import DirectorConfig, GovernorConfig, OptimizerConfig
 from vj.control.state import ShowState
 from vj.cues.prompts import WeightedPrompt
+from vj.engine.director import Director
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.worker import EngineWorker
+
+
+ONE_STEP = DirectorConfig(steps_per_frame=1)
+
+
+def one_step(state: ShowState | None = None) -> Director:
+    """A director that asks for one guided step per frame."""
+    return Director(ONE_STEP, 0.03, state or ShowState.from_config(ONE_STEP))
 
 
 def test_out_of_memory_halves_cutouts_and_the_show_goes_on(fixture_t, tiny_clip):
@@ -27,9 +36,10 @@ def test_out_of_memory_halves_cutouts_and_the_show_goes_on(fixture_t, tiny_clip)
         return real_step(*args, **kwargs)
 
     optimizer.step = step
-    state = ShowState({"steps_per_frame": 1})
+    state = ShowState.from_config(ONE_STEP)
     state.set_prompt("a cat", "test")
-    worker = EngineWorker(optimizer, OptimizerConfig(), state, clock=time.perf_counter, features=lambda: SILENCE)
+    worker = EngineWorker(optimizer, one_step(state), GovernorConfig(), clock=time.perf_counter,
+                          features=lambda: SILENCE)
     worker.start().go()
     try:
         assert wait_for(lambda: worker.frames.latest()[0] >= 3, timeout=60)
@@ -54,7 +64,7 @@ def test_any_step_error_is_counted_and_frames_keep_coming(fixture_t, tiny_clip):
         return real_step(*args, **kwargs)
 
     optimizer.step = flaky
-    worker = EngineWorker(optimizer, OptimizerConfig(), ShowState({"steps_per_frame": 1}), clock=time.perf_counter,
+    worker = EngineWorker(optimizer, one_step(), GovernorConfig(), clock=time.perf_counter,
                           features=lambda: SILENCE).start()
     worker.go()
     try:
@@ -75,8 +85,8 @@ def test_warm_up_comes_before_the_clock_and_the_governor_never_sees_it(fixture_t
 
     optimizer.warm_up = slow_warm_up
     clock_reads = []
-    cfg = OptimizerConfig(cutouts=8, min_cutouts=2, frame_budget_ms=20.0)  # 0.5 s would be 25 budgets over
-    worker = EngineWorker(optimizer, cfg, ShowState({"steps_per_frame": 1}),
+    governor = GovernorConfig(min_cutouts=2, frame_budget_ms=20.0)  # 0.5 s would be 25 budgets over
+    worker = EngineWorker(optimizer, one_step(), governor,
                           clock=lambda: clock_reads.append(1) or 0.0, features=lambda: SILENCE).start()
     try:
         assert worker.warming_up is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NoReturn
 
 from vj import config as config_mod
+from vj.errors import UserError
 from vj.native_noise import quiet_native_libraries
 
 log = logging.getLogger("vj")
@@ -77,7 +78,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     size = args.size or (None, None)
     cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
-                           "render.seed": args.seed, "optimizer.steps_per_frame": args.steps})
+                           "render.seed": args.seed, "director.steps_per_frame": args.steps})
     _output_folder(args.output)
     result = render_video(args.audio, args.output, cfg, lrc_path=args.lrc, frames_log=args.frames_log,
                           stills_dir=args.stills, progress=not args.quiet)
@@ -98,16 +99,16 @@ def _output_folder(path: str) -> None:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
+    cfg = _config(args)  # a config mistake is said before the show's modules load
     from vj.app.show import run_live
 
-    cfg = _config(args)
     return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     from vj.app.show import run_rehearsal
 
-    cfg = _config(args)
     return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
                          record=args.record, loop=args.loop)
 
@@ -119,7 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     show = read_show_log(args.log)
     size = args.size or (None, None)
     cfg = _config(args, show.config(), **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
-                                          "optimizer.steps_per_frame": args.steps})
+                                          "director.steps_per_frame": args.steps})
     lrc = args.lrc or show.header.get("lrc")
     if lrc and not Path(lrc).is_file():
         raise config_mod.ConfigError(f"the show's cue sheet {lrc} is not there any more; pass --lrc FILE")
@@ -330,7 +331,7 @@ def build_parser() -> Parser:
     p.add_argument("--fps", type=positive_int, help="frames per second (default: render.fps, 30)")
     p.add_argument("--size", type=parse_size, metavar="WxH", help="video size (default: render.width x height)")
     p.add_argument("--seed", type=int, help="seed for the start latent and cutouts (default: render.seed)")
-    p.add_argument("--steps", type=positive_int, help="guided steps per frame (default: optimizer.steps_per_frame)")
+    p.add_argument("--steps", type=positive_int, help="guided steps per frame (default: director.steps_per_frame)")
     p.add_argument("--frames-log", metavar="FILE", help="write one JSON line per frame (t, cue, prompts, loss)")
     p.add_argument("--stills", metavar="DIR", help="also write one PNG per cue (its last frame) and contact.png")
 
@@ -421,20 +422,6 @@ def build_parser() -> Parser:
     return parser
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from vj.audio.files import AudioFileError
-    from vj.control.midi import MidiMappingError
-    from vj.control.showlog import ShowLogError
-    from vj.control.state import ControlError
-    from vj.cues.lrc import LrcError
-    from vj.models.checkpoints import CheckpointError
-    from vj.models.loading import ModelError
-    from vj.models.registry import DownloadError
-
-    return (config_mod.ConfigError, LrcError, AudioFileError, CheckpointError, ModelError, DownloadError,
-            ControlError, MidiMappingError, ShowLogError)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -443,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_native_libraries()
     try:
         return args.func(args)
-    except _known_errors() as e:
+    except UserError as e:
         print(f"vj {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

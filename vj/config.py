@@ -21,13 +21,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from vj.errors import UserError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A bad config file or override; the message names the key and the source."""
 
 
@@ -46,21 +48,28 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    steps_per_frame: int = 3            # guided steps per generated frame (live-changeable)
     cutouts: int = 16                   # CLIP crops per step
     cut_pow: float = 1.0                # cutout size distribution: >1 favours small crops
-    lr: float = 0.03                    # AdamW step size on the normalised latent
-    cue_boost: float = 3.0              # step-size multiplier right after a cue change
-    cue_boost_decay_s: float = 2.0      # seconds for that boost to fade
-    audio_gain: float = 1.0             # how much the onset/beat envelope raises the step size (0 = off)
+    lr: float = 0.03                    # AdamW step size on the normalised latent (before the director's boosts)
     latent_reg: float = 0.05            # pull of the latent towards the generator's distribution
     display_smoothing_s: float = 0.1    # time constant of the displayed latent following the optimised one (0 = none)
     latent_space: str = "w"             # "w" (one vector) or "w+" (one per layer)
     compile: str = "auto"               # "auto" (compiled on CUDA, eager on CPU), "on", "off"
     cuda_graphs: bool = True            # on CUDA: capture the guided step (one graph per cutout count) and replay it
+
+
+@dataclass(frozen=True)
+class DirectorConfig:
+    steps_per_frame: int = 3            # guided steps per generated frame (live-changeable)
+    cue_boost: float = 3.0              # step-size multiplier right after a cue change
+    cue_boost_decay_s: float = 2.0      # seconds for that boost to fade
+    audio_gain: float = 1.0             # how much the onset/beat envelope raises the step size (0 = off)
+
+
+@dataclass(frozen=True)
+class GovernorConfig:
     frame_budget_ms: float = 50.0       # live: fewer steps, then fewer cutouts, when a frame takes longer (0 = off)
     min_cutouts: int = 4                # live: the fewest cutouts the budget may go down to
-    test_step_delay_s: float = 0.0      # testing: sleep this long per guided step (simulates a slow GPU)
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ class RenderConfig:
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    director: DirectorConfig = field(default_factory=DirectorConfig)
+    governor: GovernorConfig = field(default_factory=GovernorConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     cues: CuesConfig = field(default_factory=CuesConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
@@ -265,6 +276,9 @@ def _effects(names: list[str]) -> str | None:
 RENAMED = {
     "optimizer.display_ema": "optimizer.display_smoothing_s (a time constant in seconds, e.g. 0.1: the old "
                              "per-frame factor made the picture smoother on slower machines)",
+    **{f"optimizer.{key}": f"director.{key}" for key in ("steps_per_frame", "cue_boost", "cue_boost_decay_s",
+                                                         "audio_gain")},
+    **{f"optimizer.{key}": f"governor.{key}" for key in ("frame_budget_ms", "min_cutouts")},
 }
 
 # Checks beyond the type, for values a show would otherwise only trip over once it has started (or take silently:
@@ -276,20 +290,19 @@ VALUE_CHECKS: dict[str, Check] = {
     "model.precision": lambda v: _one_of(v, ("auto", "fp32", "fp16", "bf16")),
     "model.truncation_psi": _number(0, 2),
     "model.seed": _number(0, 2**31 - 1),
-    "optimizer.steps_per_frame": _number(0, 16),  # the live parameter's range
     "optimizer.cutouts": _number(1, 1024),
     "optimizer.cut_pow": _number(0, 10, low_excluded=True),
     "optimizer.lr": _number(0, 10, low_excluded=True),
-    "optimizer.cue_boost": _number(0, 100),
-    "optimizer.cue_boost_decay_s": _number(0, 600, " seconds"),
-    "optimizer.audio_gain": _number(0, 4),  # the live parameter's range
     "optimizer.latent_reg": _number(0, 100),
     "optimizer.display_smoothing_s": _number(0, 10, " seconds"),
     "optimizer.latent_space": lambda v: _one_of(v, ("w", "w+")),
     "optimizer.compile": lambda v: _one_of(v, ("auto", "on", "off")),
-    "optimizer.frame_budget_ms": _number(0, 60000, " ms"),
-    "optimizer.min_cutouts": _number(1, 1024),
-    "optimizer.test_step_delay_s": _number(0, 60, " seconds"),
+    "director.steps_per_frame": _number(0, 16),  # the live parameter's range
+    "director.cue_boost": _number(0, 100),
+    "director.cue_boost_decay_s": _number(0, 600, " seconds"),
+    "director.audio_gain": _number(0, 4),  # the live parameter's range
+    "governor.frame_budget_ms": _number(0, 60000, " ms"),
+    "governor.min_cutouts": _number(1, 1024),
     "audio.sample_rate": _number(1000, 768000, " Hz"),
     "audio.block_size": _number(16, 65536, " samples"),
     "audio.channel": _number(-1, 1023),

@@ -24,10 +24,9 @@ from vj.audio.features import FeatureExtractor
 from vj.audio.files import features_at_frames, read_audio
 from vj.config import Config
 from vj.cues.lrc import CueSheet, read_lrc
-from vj.cues.prompts import format_prompts
 from vj.cues.timeline import Timeline
 from vj.control.showlog import ControlReplay
-from vj.engine.director import Director, show_state
+from vj.control.state import ShowState
 from vj.models.loading import Models
 from vj.render.compositor import Compositor, effect_inputs, headless_context
 from vj.render.stills import StillsWriter
@@ -67,15 +66,14 @@ def render_video(
         log.warning(warning)
     # A replayed live show loops its sheet as the show did; a render of a track plays it once.
     timeline = Timeline(sheet, cfg.cues.transition_s, cfg.cues.loop_s if controls else 0.0)
-    models, optimizer = build_engine(cfg, models, seed=r.seed or cfg.model.seed)
+    state = ShowState.from_config(cfg.director)
+    engine = build_engine(cfg, state, models, seed=r.seed or cfg.model.seed)
     extractor = FeatureExtractor.from_config(cfg.audio, sample_rate)
     n_frames = max(1, math.ceil(duration * r.fps))
     ctx = headless_context()
     compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
     log_file = open(frames_log, "w", encoding="utf-8", buffering=1) if frames_log else None  # each line as it comes
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
-    state = show_state(cfg.optimizer)
-    director = Director(cfg.optimizer, state)
 
     def render_frame(i: int, features) -> np.ndarray:
         """Frame i: the plan at t = i / fps, its guided steps, the effect chain; one line in the frames log."""
@@ -83,8 +81,8 @@ def render_video(
         if controls is not None:
             controls.apply_until(state, t)
         show_t = controls.show_time(t) if controls else t
-        plan = director.plan(t, features, timeline.at(show_t))
-        frame, result = optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
+        plan = engine.director.plan(t, features, timeline.at(show_t))
+        frame, result = engine.optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
         compositor.upload(frame)
         if plan.snapshot.blackout:
             shown = np.zeros((r.height, r.width, 3), np.uint8)
@@ -93,15 +91,9 @@ def render_video(
         if stills is not None:
             stills.add(plan.cue, shown)
         if log_file:
-            log_file.write(json.dumps({
-                "frame": i, "t": round(t, 6), "show_t": round(show_t, 6), "cue": plan.cue,
-                "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in plan.prompts],
-                "mix": format_prompts(list(plan.prompts)),
-                "loss": None if result is None else round(float(result.loss), 6),
-                "steps": plan.steps, "lr": round(plan.lr, 6), "onset": round(features.onset, 4),
-                "params": {k: round(v, 6) for k, v in plan.snapshot.values.items()},
-                "freeze": plan.snapshot.freeze, "blackout": plan.snapshot.blackout,
-            }) + "\n")
+            log_file.write(json.dumps({"frame": i, "t": round(t, 6), "show_t": round(show_t, 6), **plan.as_record(),
+                                       "loss": None if result is None else round(float(result.loss), 6),
+                                       "onset": round(features.onset, 4)}) + "\n")
         return shown
 
     stop = _StopRequest()
@@ -118,7 +110,7 @@ def render_video(
                     writer.cut_audio()
                     log.warning("interrupted: %s ends after %d of %d frames (%.2f s), its audio cut to match",
                                 out_path, writer.frames, n_frames, writer.frames / r.fps)
-                    return RenderResult(Path(out_path), writer.frames, writer.frames / r.fps, models.notes, True)
+                    return RenderResult(Path(out_path), writer.frames, writer.frames / r.fps, engine.models.notes, True)
             finally:
                 if stills is not None:
                     stills.close()
@@ -128,7 +120,7 @@ def render_video(
             log_file.close()
         compositor.release()
         ctx.release()
-    return RenderResult(Path(out_path), n_frames, duration, models.notes)
+    return RenderResult(Path(out_path), n_frames, duration, engine.models.notes)
 
 
 class _StopRequest(threading.Event):

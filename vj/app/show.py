@@ -12,11 +12,10 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import glfw
 
-from vj.app.engine import build_engine
 from vj.audio.features import FeatureExtractor
 from vj.audio.files import read_audio
 from vj.audio.capture import LiveInput
@@ -24,30 +23,26 @@ from vj.audio.playback import Playback
 from vj.audio.stream import AudioAnalyzer, RingBuffer
 from vj.clock import Clock, FollowingClock, WallClock
 from vj.config import Config
-from vj.control.midi import MidiInput, MidiMapping, MidiRouter, load_mapping
+from vj.control.midi import open_midi
 from vj.control.osc import OscControl, show_cue
 from vj.control.showlog import ControlLogWriter, show_header
 from vj.control.state import Event, ShowState
 from vj.cues.timeline import Timeline, WatchedTimeline
-from vj.engine.director import show_state
-from vj.engine.worker import EngineWorker, PublishedFrame
-from vj.models.loading import Models
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
-from vj.render.hud import Hud, control_warnings, engine_warnings, hud_lines, midi_notice, sheet_notice
+from vj.render.hud import Hud, hud_lines, show_warnings, status_line
 from vj.render.recorder import ShowRecorder
 from vj.render.window import OffscreenWindow, Window
+
+if TYPE_CHECKING:
+    from vj.engine.worker import EngineWorker, PublishedFrame
+    from vj.models.loading import Models
 
 log = logging.getLogger(__name__)
 
 
 def _timeline(cfg: Config, lrc_path: str | Path | None) -> WatchedTimeline | None:
-    if not lrc_path:
-        return None
-    watched = WatchedTimeline(lrc_path, cfg.cues.transition_s, cfg.cues.lenient, cfg.cues.loop_s)
-    for warning in watched.timeline.sheet.warnings:
-        log.warning(warning)
-    return watched
+    return WatchedTimeline(lrc_path, cfg.cues.transition_s, cfg.cues.lenient, cfg.cues.loop_s) if lrc_path else None
 
 
 def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None,
@@ -90,26 +85,11 @@ def run_rehearsal(cfg: Config, audio_path: str | Path, lrc_path: str | Path, dur
         analyzer.start()
 
     end = samples.shape[0] / rate if duration is None else min(samples.shape[0] / rate, start + duration)
-
-    seeking_back = [False]  # a loop's seek is asked and not yet played
-
-    def track_ended() -> bool:  # on the track's own clock, not the wall's: seeks and a slow device move it
-        if not (player.finished or player.clock >= end):
-            seeking_back[0] = False
-            return False
-        if loop:
-            if not seeking_back[0]:
-                seeking_back[0] = True
-                player.seek(start)
-                log.info("the track ended at %.1f s: playing it again from %.1f s", end, start)
-            return False
-        log.info("the track ended at %.1f s: the rehearsal is over", end)
-        return True
-
     try:
         return run_show(cfg, FollowingClock(lambda: player.clock, player.seek), lambda: analyzer.features, timeline,
-                        None, ended=track_ended, begin=begin, sound=(player.ring, rate),
-                        record=record, header=show_header(cfg, "rehearse", lrc_path, audio_path),
+                        None, ended=lambda: player.ended(end, start if loop else None), begin=begin,
+                        sound=(player.ring, rate), record=record,
+                        header=show_header(cfg, "rehearse", lrc_path, audio_path),
                         audio_warning=lambda: player.status if player.lost else None)
     finally:
         analyzer.stop()
@@ -137,13 +117,6 @@ def _jump_target(event: Event, timeline: Timeline | None, now: float) -> float |
     return timeline.jump(event.kind, event.value, now) if timeline is not None and timeline.cues else None
 
 
-def _midi(cfg: Config, state: ShowState) -> MidiInput | None:
-    if not cfg.control.midi_port:
-        return None
-    mapping = load_mapping(cfg.control.midi_mapping) if cfg.control.midi_mapping else MidiMapping()
-    return MidiInput(cfg.control.midi_port, MidiRouter(state, mapping, cfg.control.prompt_bank)).start()
-
-
 def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | None, duration: float | None,
               begin: Callable[[], None] = lambda: None,
               audio_warning: Callable[[], str | None] = lambda: None,
@@ -158,23 +131,26 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     (benchmarks, the device check); `models` are preloaded networks (None: from cfg.model). The show ends on quit,
     after `duration` seconds of wall time, or when `ended()` says so (a rehearsal's track). `sound` = (the audio ring
     the analysis reads, its sample rate) goes into a recording."""
-    state = show_state(cfg.optimizer)
+    state = ShowState.from_config(cfg.director)
     c = cfg.control
     # What can go wrong in a second comes first (the OSC port, the MIDI mapping, the window, the shaders), so a
     # mistake is said before the networks spend a minute loading.
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
-    midi = _midi(cfg, state)
+    midi = open_midi(c, state)
     d = cfg.display
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
     hud_overlay = Hud(window.ctx)
     if models is None:
-        _show_status(window, hud_overlay, "loading the networks")
-    models, optimizer = build_engine(cfg, models)
+        hud_overlay.show_alone(window, "loading the networks")
+    from vj.app.engine import build_engine  # torch, seconds to import: after the checks above
+    from vj.engine.worker import EngineWorker
+
+    engine = build_engine(cfg, state, models)
     # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
-    worker = EngineWorker(optimizer, cfg.optimizer, state, clock.now, features, current_timeline)
+    worker = EngineWorker(engine.optimizer, engine.director, cfg.governor, clock.now, features, current_timeline)
     recorder = showlog = None
     if record:
         recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf,
@@ -197,7 +173,6 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
     pacing = FrameTimes()
-    reported_error: str | None = None  # the cue sheet problem last logged, so each is said once
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
@@ -254,31 +229,20 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
             if now - last_report >= 1.0:
                 fps = displayed / (now - last_report)
-                status = (f"vj  t={clock.now():6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
-                          f"{frame.steps_per_second if frame else 0:4.1f} steps/s  "
-                          f"{(frame.prompt if frame else '')[:60]}")
+                status = status_line(clock.now(), frame, fps)
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 bpm = features().bpm
-                notices = [audio_warning(), midi_notice(cfg.control.midi_port, midi), sheet_notice(watched)]
-                warnings = [n for n in notices if n] + control_warnings(osc, midi) \
-                    + engine_warnings(worker, compositor, watched)
+                warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched)
                 lines = hud_lines(clock, current_timeline(), frame, fps, bpm, state.snapshot(), warnings)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
                 osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override), bpm,
                                   fps, force=True)
-                for name in compositor.reload_changed():
-                    log.info("shader %s reloaded%s", name, " (failed: kept the last good one)"
-                             if name in compositor.errors else "")
-                if watched and watched.reload_if_changed():
-                    log.info("cue sheet %s reloaded (%d cues)", watched.path, len(watched.timeline.cues))
-                    for warning in watched.timeline.sheet.warnings:
-                        log.warning(warning)
-                elif watched and watched.error and watched.error != reported_error:
-                    log.warning(watched.error)
-                reported_error = watched.error if watched else None
+                compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
+                if watched:
+                    watched.reload_if_changed()
                 displayed, last_report = 0, now
     finally:
         ended_at = time.perf_counter() - began  # the show's end, before the threads take their time to stop
@@ -298,20 +262,11 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     return 0
 
 
-def _show_status(window: Window | OffscreenWindow, hud: Hud, status: str) -> None:
-    """One black frame with a line of status (before the show: loading, warming up)."""
-    window.set_title(f"vj  {status}")
-    hud.set_lines([status])
-    window.present(None)
-    hud.draw(window.screen, window.framebuffer_size)
-    window.swap()
-
-
 def _wait_for_warm_up(window: Window | OffscreenWindow, hud: Hud, worker: EngineWorker, state: ShowState) -> bool:
     """Draws black with the warm-up's progress until the engine is ready; False if the show was quit meanwhile."""
     while not worker.ready.wait(0.05):
         quit_keys = [k for k in window.poll() if k in (glfw.KEY_ESCAPE, glfw.KEY_Q)]
         if window.should_close or state.snapshot().quit or quit_keys:
             return False
-        _show_status(window, hud, worker.warming_up or "")
+        hud.show_alone(window, worker.warming_up or "")
     return True

@@ -8,9 +8,10 @@ from typing import Iterator
 import numpy as np
 
 from vj.audio.features import AudioFeatures, FeatureExtractor, SILENCE
+from vj.errors import UserError
 
 
-class AudioFileError(Exception):
+class AudioFileError(UserError):
     """An audio file that cannot be read, named with the reason."""
 
 

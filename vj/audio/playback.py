@@ -10,12 +10,15 @@ when the device returns: the show clock never stops or jumps.
 
 from __future__ import annotations
 
+import logging
 from multiprocessing import shared_memory
 
 import numpy as np
 
 from vj.audio.stream import RingBuffer, device_arg
 from vj.audio.supervised import SupervisedStream, serve_stream
+
+log = logging.getLogger(__name__)
 
 # Transport words (int64) at the start of the shared block.
 POSITION, SEEK_TARGET, SEEKS_ASKED, SEEKS_DONE, PAUSED, ACTIVE, FINISHED, WORDS = 0, 1, 2, 3, 4, 5, 6, 8
@@ -110,6 +113,7 @@ class Playback(SupervisedStream):
         self.transport.words[POSITION] = int(start * sample_rate)
         self.ring = self.transport.ring
         self._block = np.zeros((block_size, self.channels), dtype=np.float32)
+        self._looping = False
 
     @property
     def clock(self) -> float:
@@ -131,6 +135,21 @@ class Playback(SupervisedStream):
 
     def pause(self, paused: bool) -> None:
         self.transport.words[PAUSED] = int(paused)
+
+    def ended(self, end: float, loop_from: float | None = None) -> bool:
+        """Whether the track has played to `end` seconds, on its own clock (not the wall's: seeks and a slow device
+        move it). With `loop_from`, it never ends: it is played again from there (one seek per pass)."""
+        if not (self.finished or self.clock >= end):
+            self._looping = False
+            return False
+        if loop_from is None:
+            log.info("the track ended at %.1f s: the rehearsal is over", end)
+            return True
+        if not self._looping:  # a seek asked and not yet played is not asked again
+            self._looping = True
+            self.seek(loop_from)
+            log.info("the track ended at %.1f s: playing it again from %.1f s", end, loop_from)
+        return False
 
     def _child_target(self):
         return _play, (self.shm.name, self.n_samples, self.channels, self.ring_capacity, self.device,

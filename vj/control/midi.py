@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from vj.config import packaged, read_toml
+from vj.config import ControlConfig, packaged, read_toml
 from vj.control.state import PARAMS, ControlError, ShowState
+from vj.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ CURVES = ("linear", "exp", "log")
 PICKUP = 2 / 127                        # soft takeover: "close enough" as a fraction of the control's range
 
 
-class MidiMappingError(ValueError):
+class MidiMappingError(UserError, ValueError):
     """A mapping file that cannot be used: file, row and reason."""
 
 
@@ -365,3 +366,11 @@ def _write_row(path: Path, kind: str, channel: int, number: int, row: str) -> No
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# vj MIDI mapping (written by `vj midi learn`; see vj/control/midi.py for the format)\n\n"
                     + "\n".join([*keep, row]), encoding="utf-8")
+
+
+def open_midi(cfg: ControlConfig, state: ShowState) -> MidiInput | None:
+    """The show's MIDI input as `control` configures it (None: no port asked for); a bad mapping raises at once."""
+    if not cfg.midi_port:
+        return None
+    mapping = load_mapping(cfg.midi_mapping) if cfg.midi_mapping else MidiMapping()
+    return MidiInput(cfg.midi_port, MidiRouter(state, mapping, cfg.prompt_bank)).start()

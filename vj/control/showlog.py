@@ -25,6 +25,7 @@ from typing import Any
 
 from vj.config import Config, ConfigError, from_dict
 from vj.control.state import EVENTS, PARAMS, ControlError, ShowState
+from vj.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ DERIVED_SOURCES = ("timeline", "cue")    # re-derived from the cue sheet on repl
 FLAGS = ("freeze", "blackout", "quit")
 
 
-class ShowLogError(ValueError):
+class ShowLogError(UserError, ValueError):
     """A control log that cannot be replayed; the message names the file and line."""
 
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
+from vj.config import DirectorConfig
+from vj.errors import UserError
+
 
 @dataclass(frozen=True)
 class Param:
@@ -55,7 +58,7 @@ class Event:
     source: str = ""                    # who sent it (osc, midi, key)
 
 
-class ControlError(ValueError):
+class ControlError(UserError, ValueError):
     """A control message that cannot be applied; the message says which parameter and why."""
 
 
@@ -72,6 +75,11 @@ class ShowSnapshot:
 
 
 class ShowState:
+    @classmethod
+    def from_config(cls, cfg: DirectorConfig) -> "ShowState":
+        """A show state whose live-changeable values start at the director's config."""
+        return cls({"steps_per_frame": cfg.steps_per_frame, "audio_gain": cfg.audio_gain})
+
     def __init__(self, defaults: Mapping[str, float] | None = None):
         values = {name: p.default for name, p in PARAMS.items()}
         values.update(defaults or {})

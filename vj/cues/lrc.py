@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from vj.errors import UserError
 from vj.cues.prompts import PromptError, WeightedPrompt, parse_prompts
 
 # [m:ss], [m:ss.f], [m:ss:f] (first: by far the most common) or [h:mm:ss.f] (the fraction tells it from [m:ss:f])
@@ -51,7 +52,7 @@ _RANGE_TEXT = {"transition": "seconds from 0 to 60", "boost": "a number from 0 t
                "steps": "a whole number from 0 to 16"}
 
 
-class LrcError(ValueError):
+class LrcError(UserError, ValueError):
     """A malformed cue sheet: `file:line:col: message`, or `file: message` for the file as a whole."""
 
     def __init__(self, source: str, line: int, column: int, message: str):

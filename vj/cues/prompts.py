@@ -13,11 +13,13 @@ import math
 import re
 from dataclasses import dataclass
 
+from vj.errors import UserError
+
 # One way to match each number (no nested optional digits), so a failed match cannot backtrack for long.
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A prompt that cannot be used; the message says which part and why."""
 
 

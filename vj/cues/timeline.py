@@ -7,12 +7,15 @@ frame index / fps offline), so the same sheet gives the same mix live, in rehear
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from vj.cues.lrc import Cue, CueSheet, LrcError, read_lrc
 from vj.cues.prompts import WeightedPrompt
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,16 @@ class Timeline:
 class WatchedTimeline:
     """A timeline backed by a cue sheet file, reloaded when the file changes. The edit is parsed on a thread, so the
     render loop that asks never waits on a long sheet; a bad edit keeps the last good sheet and leaves the reason in
-    `error` (for the HUD and log), so the show never stops on a typo."""
+    `error` (for the HUD and log), so the show never stops on a typo. Skipped lines are logged as each sheet is
+    taken in."""
 
     def __init__(self, path: str | Path, transition_s: float = 1.0, lenient: bool = True, loop_s: float = 0.0):
         self.path, self.transition_s, self.lenient, self.loop_s = Path(path), transition_s, lenient, loop_s
         self.error: str | None = None
         self._seen = self._version()    # the file version the sheet (or the parse under way) came from
         self.timeline = Timeline(read_lrc(self.path, lenient=lenient), transition_s, loop_s)  # a bad start: raises
+        for warning in self.timeline.sheet.warnings:
+            log.warning(warning)
         self._parsing: threading.Thread | None = None
         self._result: tuple[Timeline | None, str | None] | None = None  # set once by the parsing thread
 
@@ -105,7 +111,18 @@ class WatchedTimeline:
 
     def reload_if_changed(self) -> bool:
         """Takes in a finished parse and starts one for a newer edit; returns True when a new sheet took effect.
-        Never waits for a parse: call it as often as convenient."""
+        A new sheet, its skipped lines and each new error are logged once. Never waits for a parse: call it as
+        often as convenient."""
+        reported, swapped = self.error, self._take_parse()
+        if swapped:
+            log.info("cue sheet %s reloaded (%d cues)", self.path, len(self.timeline.cues))
+            for warning in self.timeline.sheet.warnings:
+                log.warning(warning)
+        elif self.error and self.error != reported:
+            log.warning(self.error)
+        return swapped
+
+    def _take_parse(self) -> bool:
         swapped = False
         if self._parsing is not None and not self._parsing.is_alive():
             self._parsing.join()

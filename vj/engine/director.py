@@ -12,19 +12,18 @@ turned the knob since the last cue set it: then their value stands.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from vj.audio.features import AudioFeatures
-from vj.config import OptimizerConfig
+from vj.config import DirectorConfig
 from vj.control.state import ShowSnapshot, ShowState
-from vj.cues.prompts import PromptError, WeightedPrompt, parse_prompts
+from vj.cues.prompts import PromptError, WeightedPrompt, format_prompts, parse_prompts
 from vj.cues.timeline import CueState
 from vj.engine.motion import Motion
-from vj.engine.optimizer import learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +37,24 @@ class FramePlan:
     transform: np.ndarray               # [3, 3] float32 generator input transform
     snapshot: ShowSnapshot              # the show state the plan was made from (effects read it too)
 
+    def as_record(self) -> dict:
+        """The plan as a frames log writes it (JSON-ready, rounded)."""
+        return {"cue": self.cue, "prompts": [{"text": p.text, "weight": round(p.weight, 6)} for p in self.prompts],
+                "mix": format_prompts(list(self.prompts)), "steps": self.steps, "lr": round(self.lr, 6),
+                "params": {k: round(v, 6) for k, v in self.snapshot.values.items()},
+                "freeze": self.snapshot.freeze, "blackout": self.snapshot.blackout}
 
-def show_state(cfg: OptimizerConfig) -> ShowState:
-    """A show state whose live-changeable values start at the config's."""
-    return ShowState({"steps_per_frame": cfg.steps_per_frame, "audio_gain": cfg.audio_gain})
+
+def learning_rate(lr: float, cue_boost: float, boost_decay_s: float, audio_gain: float, since_cue_change: float,
+                  envelope: float) -> float:
+    """The base rate lr x the cue boost (decaying after a change) x the audio multiplier (onset/beat envelope 0..1)."""
+    boost = 1.0 + (cue_boost - 1.0) * math.exp(-max(since_cue_change, 0.0) / max(boost_decay_s, 1e-3))
+    return lr * boost * (1.0 + audio_gain * min(max(envelope, 0.0), 1.0))
 
 
 class Director:
-    def __init__(self, cfg: OptimizerConfig, state: ShowState):
-        self.cfg, self.state = cfg, state
+    def __init__(self, cfg: DirectorConfig, lr: float, state: ShowState):
+        self.cfg, self.lr, self.state = cfg, lr, state  # lr: the optimiser's base step size
         self.motion = Motion()
         self._steps_cue: tuple[int, int | None] = (-1, None)  # (cue, its {steps}) whose steps are in force
         self._steps_before = cfg.steps_per_frame        # the steps before the sheet set any (undone to on a rewind)
@@ -62,11 +70,10 @@ class Director:
         prompts = self._live_prompts(snap.prompt_override) or (cue_state.prompts if cue_state else ())
         values = snap.values
         cue = cue_state.cue if cue_state else None
-        cfg = dataclasses.replace(self.cfg, audio_gain=values["audio_gain"],
-                                  cue_boost=cue.boost if cue is not None and cue.boost is not None
-                                  else self.cfg.cue_boost)
+        boost = cue.boost if cue is not None and cue.boost is not None else self.cfg.cue_boost
         since = cue_state.since_change if cue_state else float("inf")
-        lr = learning_rate(cfg, since, features.onset) * values["lr_scale"]
+        lr = learning_rate(self.lr, boost, self.cfg.cue_boost_decay_s, values["audio_gain"], since, features.onset) \
+            * values["lr_scale"]
         transform = self.motion(t, features, values["motion_rotate"], values["motion_drift"])
         steps = 0 if snap.freeze else int(values["steps_per_frame"])
         return FramePlan(index, prompts, steps, lr, transform, snap)

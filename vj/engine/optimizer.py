@@ -54,12 +54,6 @@ class StepResult:
     per_prompt: torch.Tensor            # [MAX_PROMPTS] spherical distance to each slot
 
 
-def learning_rate(cfg: OptimizerConfig, since_cue_change: float, envelope: float) -> float:
-    """Base rate x cue boost (decaying after a change) x audio multiplier (onset/beat envelope 0..1)."""
-    boost = 1.0 + (cfg.cue_boost - 1.0) * math.exp(-max(since_cue_change, 0.0) / max(cfg.cue_boost_decay_s, 1e-3))
-    return cfg.lr * boost * (1.0 + cfg.audio_gain * min(max(envelope, 0.0), 1.0))
-
-
 class LatentOptimizer:
     def __init__(
         self,

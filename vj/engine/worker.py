@@ -5,8 +5,9 @@ cutout count the quality governor may choose, so that no compile lands in a time
 mistakes one for a slow GPU. The show waits for `ready`, starts its clock, then calls `go`.
 
 Each iteration reads the newest snapshots (show time, audio features, show state), asks the `Director` for the
-frame's plan, runs as many of its guided steps as the quality governor allows within the frame budget, renders the display latent and publishes it into a `LatestSlot`: the render loop takes the
-newest frame whenever it draws, and nothing queues up if either side is slow. An exception in a step is
+frame's plan, runs as many of its guided steps as the quality governor allows within the frame budget, renders
+the display latent and publishes it into a `LatestSlot`: the render loop takes the newest frame whenever it
+draws, and nothing queues up if either side is slow. An exception in a step is
 logged and counted, and the loop carries on with the last good image.
 """
 
@@ -23,8 +24,8 @@ import numpy as np
 import torch
 
 from vj.audio.features import AudioFeatures
-from vj.config import OptimizerConfig
-from vj.control.state import PARAMS, ShowState
+from vj.config import GovernorConfig
+from vj.control.state import PARAMS
 from vj.cues.timeline import Timeline
 from vj.engine.director import Director
 from vj.engine.optimizer import LatentOptimizer
@@ -61,14 +62,13 @@ class PublishedFrame:
 
 
 class EngineWorker:
-    def __init__(self, optimizer: LatentOptimizer, cfg: OptimizerConfig, state: ShowState,
+    def __init__(self, optimizer: LatentOptimizer, director: Director, governor: GovernorConfig,
                  clock: Callable[[], float], features: Callable[[], AudioFeatures],
                  timeline: Callable[[], Timeline | None] = lambda: None, warm_up: bool = True):
-        self.optimizer, self.cfg, self.state = optimizer, cfg, state
+        self.optimizer, self.director = optimizer, director
         self.clock, self.features, self.timeline = clock, features, timeline
         self.frames: LatestSlot[PublishedFrame] = LatestSlot()
-        self.director = Director(cfg, state)
-        self.governor = QualityGovernor(cfg.frame_budget_ms / 1000, optimizer.cutouts, cfg.min_cutouts,
+        self.governor = QualityGovernor(governor.frame_budget_ms / 1000, optimizer.cutouts, governor.min_cutouts,
                                         int(PARAMS["steps_per_frame"].high))
         self.errors = 0
         self.warm_up = warm_up
@@ -161,8 +161,6 @@ class EngineWorker:
                     self.optimizer.set_cutouts(quality.cutouts)
                 steps = min(plan.steps, quality.step_cap)
                 pixels, result = self.optimizer.render_frame(plan.prompts, steps, plan.lr, plan.transform, dt)
-                if self.cfg.test_step_delay_s > 0:
-                    time.sleep(steps * self.cfg.test_step_delay_s)
                 loss = float("nan") if result is None else float(result.loss)
                 now = time.perf_counter()
                 self.governor.update(now - started, plan.steps)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vj.errors import UserError
 from vj.models.stylegan3 import Generator
 
 try:  # numpy 2 moved the pickling helpers; files written with either name resolve here
@@ -30,7 +31,7 @@ except ImportError:  # numpy 1
     from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be loaded, with the reason in words."""
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from vj.errors import UserError
+
 log = logging.getLogger(__name__)
 
 HUB_HOST = "huggingface.co"             # where open_clip's pretrained weights come from
@@ -24,7 +26,7 @@ TINY_ARCH = "vj-tiny-clip"
 _configs_added = False
 
 
-class ClipLoadError(Exception):
+class ClipLoadError(UserError):
     """CLIP weights that could not be had, with what to do about it."""
 
 

@@ -14,6 +14,7 @@ import torch
 
 from vj.config import ModelConfig
 from vj.cpu_memory import keep_freed_memory
+from vj.errors import UserError
 from vj.models import registry
 from vj.models.checkpoints import CheckpointError, load_generator
 from vj.models.clip import TINY, ClipGuide, ClipLoadError, load_clip
@@ -26,7 +27,7 @@ TINY_GENERATOR = dict(z_dim=64, c_dim=0, w_dim=64, img_resolution=64, img_channe
                       mapping_kwargs=dict(num_layers=2), channel_base=1024, channel_max=32, num_layers=6)
 
 
-class ModelError(Exception):
+class ModelError(UserError):
     """Networks that cannot be had, with the reason and what to do."""
 
 

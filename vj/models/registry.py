@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vj.errors import UserError
+
 NVIDIA_BASE = "https://api.ngc.nvidia.com/v2/models/nvidia/research/stylegan3/versions/1/files"
 
 
@@ -53,7 +55,7 @@ CLIP_MODELS: dict[str, tuple[str, str]] = {
 DEFAULT_CLIP = "ViT-B-32/openai"
 
 
-class DownloadError(Exception):
+class DownloadError(UserError):
     """A download that failed, with what to do about it."""
 
 

@@ -97,7 +97,7 @@ class Compositor:
         self.vaos[name] = self.ctx.vertex_array(program, [])
 
     def reload_changed(self) -> list[str]:
-        """Recompiles shaders whose files changed; returns their names."""
+        """Recompiles shaders whose files changed (logged); returns their names."""
         changed = []
         for name in list(self.programs):
             try:
@@ -107,6 +107,8 @@ class Compositor:
             if mtime != self.mtimes.get(name):
                 self._compile(name)
                 changed.append(name)
+                failed = " (failed: kept the last good one)" if name in self.errors else ""
+                log.info("shader %s reloaded%s", name, failed)
         return changed
 
     def upload(self, frame: np.ndarray) -> None:

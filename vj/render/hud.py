@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # types only: the HUD reads these, it does not need them load
     from vj.control.state import ShowSnapshot
     from vj.cues.timeline import Timeline, WatchedTimeline
     from vj.engine.worker import EngineWorker, PublishedFrame
+    from vj.render.window import OffscreenWindow, Window
 
 FONT_SIZE = 16
 PADDING = 8
@@ -80,6 +81,14 @@ class Hud:
         framebuffer.viewport = (0, 0, fb_width, fb_height)
         self.ctx.disable(moderngl.BLEND)
 
+    def show_alone(self, window: Window | OffscreenWindow, status: str) -> None:
+        """One black frame with a line of status in the window (before the show: loading, warming up)."""
+        window.set_title(f"vj  {status}")
+        self.set_lines([status])
+        window.present(None)
+        self.draw(window.screen, window.framebuffer_size)
+        window.swap()
+
     def release(self) -> None:
         for obj in (self.vao, self.program, self.texture):
             if obj is not None:
@@ -112,6 +121,19 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     if what:
         lines.append(f"last: {what} by {source}")
     return lines + [f"! {warning}" for warning in warnings]
+
+
+def status_line(t: float, frame: PublishedFrame | None, fps: float) -> str:
+    """The show's once-a-second line, for the log and the window's title."""
+    return (f"vj  t={t:6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
+            f"{frame.steps_per_second if frame else 0:4.1f} steps/s  {(frame.prompt if frame else '')[:60]}")
+
+
+def show_warnings(audio: str | None, midi_port: str, osc: OscControl, midi: MidiInput | None, worker: EngineWorker,
+                  compositor: Compositor, watched: WatchedTimeline | None) -> list[str]:
+    """Every warning the HUD shows: the audio's, MIDI's and the cue sheet's notices, then control and engine faults."""
+    notices = [audio, midi_notice(midi_port, midi), sheet_notice(watched)]
+    return [n for n in notices if n] + control_warnings(osc, midi) + engine_warnings(worker, compositor, watched)
 
 
 def control_warnings(osc: OscControl, midi: MidiInput | None) -> list[str]:

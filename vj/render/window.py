@@ -10,12 +10,13 @@ import glfw
 import moderngl
 import numpy as np
 
+from vj.errors import UserError
 from vj.render.compositor import SHADER_DIR, _source, load_triton_before_gl
 
 log = logging.getLogger(__name__)
 
 
-class WindowError(RuntimeError):
+class WindowError(UserError, RuntimeError):
     """No window could be opened (no display, no OpenGL 3.3)."""
 
 
