@@ -34,7 +34,7 @@ def test_failed_download_falls_back_to_tiny_and_says_how_to_fix(monkeypatch, tmp
     models = loading.load_models(ModelConfig(cache_dir=str(tmp_path)))
     assert models.G.img_resolution == 64
     assert len(models.notes) == 2
-    assert "vj models fetch stylegan3-t-ffhqu-256x256" in models.notes[0]
+    assert f"vj models fetch {registry.DEFAULT_GENERATOR}" in models.notes[0]
     assert "vj models fetch ViT-B-32/openai" in models.notes[1]
 
 

@@ -155,11 +155,14 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cache = registry.cache_dir(cfg.model.cache_dir or None)
     print(f"cache: {cache}")
-    print("generators (StyleGAN3, NVIDIA):")
+    print("generators (StyleGAN3; `model.generator` also takes a https://... .pkl URL or a local file):")
     for name, known in registry.GENERATORS.items():
-        mark = "cached" if registry.is_cached(name, cache) else "-"
+        path = registry.cached_path(name, cache)
+        where = f"cached at {path}" if path.is_file() else "not downloaded"
         default = " (default)" if name == registry.DEFAULT_GENERATOR else ""
-        print(f"  {name:34s} {known.config}  {known.resolution:5d}px  {mark}{default}")
+        print(f"  {name + default:38s} {known.resolution:4d}px  {known.config}  {known.size_text:16s} {where}")
+        print(f"      for: {known.good_for}")
+        print(f"      licence: {known.licence}")
     print("CLIP (open_clip):")
     for name in registry.CLIP_MODELS:
         default = " (default)" if name == registry.DEFAULT_CLIP else ""
@@ -173,7 +176,9 @@ def cmd_models_fetch(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     cache = registry.cache_dir(cfg.model.cache_dir or None)
-    if args.name in registry.GENERATORS:
+    if args.name in registry.GENERATORS or registry.is_url(args.name):
+        if args.base_url and args.name not in registry.GENERATORS:
+            raise registry.DownloadError("--base-url is for a known checkpoint's name, not a URL")
         path = registry.fetch_generator(args.name, cache, quiet=args.quiet, base_url=args.base_url)
         print(f"{args.name}: {path}")
         return 0
@@ -369,7 +374,7 @@ def build_parser() -> Parser:
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=Parser)
     command("list", cmd_models_list, "list known checkpoints and which are cached", into=msub)
     p = command("fetch", cmd_models_fetch, "download a known checkpoint (or CLIP model/tag) into the cache", into=msub)
-    p.add_argument("name", help="a name from `vj models`, e.g. stylegan3-t-ffhqu-256x256 or ViT-B-32/openai")
+    p.add_argument("name", help="a name from `vj models` (e.g. lhq-256, ViT-B-32/openai) or a https://... .pkl URL")
     p.add_argument("--base-url", metavar="URL", help="download from this mirror instead of the published URL")
     p = command("convert", cmd_models_convert, "export X.pkl to X.safetensors + X.json (the fast load path)", into=msub)
     p.add_argument("checkpoint", help="an official StyleGAN3 .pkl")

@@ -1,7 +1,8 @@
 """Turns the [model] config into ready networks on a device: generator and CLIP, with the offline fallback.
 
-With no cached weights and no network, `offline_fallback` runs tiny random-initialised networks instead and says
-so in a warning, naming how to get the real weights. Tests ask for "tiny" directly.
+`model.generator` is a known name (downloaded into the cache), a checkpoint URL (the same, cached by URL), a local
+path, or "tiny". With no cached weights and no network, `offline_fallback` runs tiny random-initialised networks
+instead and says so in a warning, naming the checkpoint and how to get it. Tests ask for "tiny" directly.
 """
 
 from __future__ import annotations
@@ -70,17 +71,23 @@ def tiny_generator(seed: int = 0) -> Generator:
 def _generator(spec: str, cache: Path, fallback: bool, seed: int, notes: list[str]) -> Generator:
     if spec == TINY:
         return tiny_generator(seed)
+    remote = spec in registry.GENERATORS or registry.is_url(spec)  # a download away; a path is the user's own
     try:
-        if spec in registry.GENERATORS:
-            return load_generator(registry.fetch_generator(spec, cache))
-        return load_generator(spec)
+        if not remote:
+            return load_generator(spec)
+        G = load_generator(registry.fetch_generator(spec, cache))
     except (registry.DownloadError, CheckpointError) as e:
-        if not fallback or (spec not in registry.GENERATORS):
+        if not fallback or not remote:
             raise ModelError(str(e)) from None
         log.debug("generator %s: %s", spec, e)
-        notes.append(f"generator {spec} is not here and cannot be downloaded now: running a tiny random one "
-                     f"(its pictures are noise). Fix: `vj models fetch {spec}` with network.")
+        problem = ("is not here and cannot be downloaded now" if isinstance(e, registry.DownloadError) else
+                   "is damaged in the cache (delete it)")
+        notes.append(f"generator {spec} {problem}: running a tiny random one (its pictures are noise). "
+                     f"Fix: `vj models fetch {spec}` with network.")
         return tiny_generator(seed)
+    if spec in registry.GENERATORS and (unlike := registry.unlike_registry(registry.GENERATORS[spec], G.init_kwargs)):
+        log.warning("generator %s: %s", spec, unlike)
+    return G
 
 
 def _clip(spec: str, cache: Path, device: torch.device, precision: str, fallback: bool, seed: int,
