@@ -27,7 +27,7 @@ def main() -> None:
     out = {}
     window = Window(320, 240, "vj test", vsync=False)
     out["size"] = list(window.framebuffer_size)
-    compositor = Compositor(window.ctx, *window.framebuffer_size, [])
+    compositor = Compositor(window.ctx, *window.framebuffer_size, [], fit="contain")
     frame = np.zeros((64, 64, 3), np.uint8)
     frame[:, :32] = (255, 0, 0)
     frame[:, 32:] = (0, 0, 255)
@@ -44,7 +44,7 @@ def main() -> None:
         time.sleep(0.02)
     out["resized"] = list(window.framebuffer_size)
     compositor.release()
-    compositor = Compositor(window.ctx, *window.framebuffer_size, [])
+    compositor = Compositor(window.ctx, *window.framebuffer_size, [], fit="contain")
     compositor.upload(frame)
     compositor.upload(frame)
     plain = draw(window, compositor)

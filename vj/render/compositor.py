@@ -1,10 +1,12 @@
-"""The compositor: newest generated frame -> temporal blend -> ordered GLSL effect chain -> output framebuffer.
+"""The compositor: newest generated frame -> temporal blend -> upscale -> ordered GLSL effect chain -> output.
 
 One compositor serves the live window and the offline render (a headless EGL context). Each pass is a
 full-screen triangle drawing into one of two ping-pong framebuffers; the final image is also kept as the
-"history" texture that feedback effects read on the next frame. Shaders live one per file in `vj/render/shaders/`;
-`reload_changed()` recompiles edited ones, and a shader that fails to compile keeps the last good program and
-leaves the compiler's message in `errors`.
+"history" texture that feedback effects read on the next frame. The generated frame (256-1024 px) reaches the
+output size (often 1080p), placed by `display.fit`, either stretched bilinearly in the blend pass or ("sharp")
+blended at its own size, then upscaled edge-adaptively (`easu.frag`) and sharpened (`rcas.frag`), after the ideas
+of AMD FSR 1. Shaders live one per file in `vj/render/shaders/`; `reload_changed()` recompiles edited ones, and a
+shader that fails to compile keeps the last good program and leaves the compiler's message in `errors`.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import moderngl
 import numpy as np
 
 from vj.audio.features import AudioFeatures
-from vj.config import EFFECT_NAMES
+from vj.config import EFFECT_NAMES, FIT_NAMES, UPSCALE_NAMES
 from vj.control.state import PARAMS, ShowSnapshot
 
 log = logging.getLogger(__name__)
 
 SHADER_DIR = Path(str(resources.files("vj.render") / "shaders"))  # package data: in a wheel too
 EFFECTS = EFFECT_NAMES  # in chain order; the names live with the config, which checks them when it is read
+UPSCALES = UPSCALE_NAMES  # display.upscale
+FITS = FIT_NAMES  # display.fit
+SHARPNESS = 0.87  # rcas.frag's strength, 0..1: 0.2 stops below the strongest, in FSR's units (2^-0.2)
 
 
 @dataclass
@@ -50,29 +55,53 @@ def _source(path: Path) -> str:
                   text, flags=re.M)
 
 
+def fit_scale(out_size: tuple[int, int], frame_size: tuple[int, int], fit: str) -> tuple[float, float]:
+    """How much of the frame's uv range the output spans, per axis, around the centre: (1, 1) fills it ("stretch"),
+    above 1 leaves black bars ("contain"), below 1 crops ("cover")."""
+    wider = (out_size[0] / out_size[1]) / (frame_size[0] / frame_size[1])  # > 1: the output is wider than the frame
+    if fit == "stretch":
+        return (1.0, 1.0)
+    if fit == "contain":
+        return (max(wider, 1.0), max(1.0 / wider, 1.0))
+    return (min(wider, 1.0), min(1.0 / wider, 1.0))
+
+
+def magnifies(out_size: tuple[int, int], frame_size: tuple[int, int], scale: tuple[float, float]) -> bool:
+    """Whether the fitted frame is shown larger than its own size along either axis: only then is there anything
+    for easu + rcas to do (easu is no downscaler; at its own size or smaller, the blend pass samples the frame)."""
+    return any(out > frame * s + 1e-3 for out, frame, s in zip(out_size, frame_size, scale))
+
+
 class Compositor:
     def __init__(self, ctx: moderngl.Context, width: int, height: int, effects: list[str] | tuple[str, ...],
-                 shader_dir: Path = SHADER_DIR):
+                 shader_dir: Path = SHADER_DIR, *,
+                 upscale: str = "sharp",        # frame -> output size: one of UPSCALES
+                 fit: str = "cover"):           # frame aspect vs output aspect: one of FITS
         unknown = [e for e in effects if e not in EFFECTS]
         if unknown:
             raise ValueError(f"unknown effect(s) {', '.join(unknown)}; known: {', '.join(EFFECTS)}")
+        if upscale not in UPSCALES or fit not in FITS:
+            raise ValueError(f"upscale must be one of {UPSCALES} and fit one of {FITS}, got {upscale!r}, {fit!r}")
         self.ctx = ctx
         self.size = (width, height)
         self.effects = list(effects)
+        self.upscale = upscale
+        self.fit = fit
         self.shader_dir = shader_dir
         self.errors: dict[str, str] = {}
         self.programs: dict[str, moderngl.Program] = {}
         self.vaos: dict[str, moderngl.VertexArray] = {}
         self.mtimes: dict[str, float] = {}
-        for name in ["blend", *self.effects]:
+        for name in ["blend", *(("easu", "rcas") if upscale == "sharp" else ()), *self.effects]:
             self._compile(name, first=True)
         self.targets = [self._target() for _ in range(2)]
         self.history = self._target()
         self.frame_tex: moderngl.Texture | None = None
         self.frame_prev_tex: moderngl.Texture | None = None
+        self.blended: moderngl.Framebuffer | None = None  # "sharp": the blend at the frame's size
 
-    def _target(self) -> moderngl.Framebuffer:
-        tex = self.ctx.texture(self.size, 3)
+    def _target(self, size: tuple[int, int] | None = None) -> moderngl.Framebuffer:
+        tex = self.ctx.texture(size or self.size, 3)
         tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
         tex.repeat_x = tex.repeat_y = False
         return self.ctx.framebuffer(color_attachments=[tex])
@@ -121,6 +150,9 @@ class Compositor:
             self.frame_tex, self.frame_prev_tex = self.ctx.texture((w, h), 3), self.ctx.texture((w, h), 3)
             for tex in (self.frame_tex, self.frame_prev_tex):
                 tex.filter = (moderngl.LINEAR, moderngl.LINEAR)
+            if self.upscale == "sharp":
+                self._release_fbos([self.blended])
+                self.blended = self._target((w, h))
             self.frame_tex.write(np.ascontiguousarray(frame, dtype=np.uint8))
         self.frame_tex, self.frame_prev_tex = self.frame_prev_tex, self.frame_tex
         self.frame_tex.write(np.ascontiguousarray(frame, dtype=np.uint8))
@@ -129,37 +161,41 @@ class Compositor:
         if name in program:
             program[name].value = value
 
+    def _draw(self, name: str, target: moderngl.Framebuffer, inputs: list[moderngl.Texture],
+              uniforms: dict[str, object]) -> None:
+        """One full-screen pass of shader `name` into target; inputs bound to texture units 0, 1, ..."""
+        program = self.programs[name]
+        target.use()
+        for unit, tex in enumerate(inputs):
+            tex.use(unit)
+        for uniform, value in uniforms.items():
+            self._set(program, uniform, value)
+        self.vaos[name].render(moderngl.TRIANGLES, vertices=3)
+
     def render(self, inputs: EffectInputs) -> moderngl.Framebuffer:
         """Runs the chain; returns the framebuffer holding the output (valid until the next call)."""
         if self.frame_tex is None:
             raise RuntimeError("upload a frame before rendering")
-        ctx = self.ctx
-        blend = self.programs["blend"]
-        self.targets[0].use()
-        self.frame_tex.use(0)
-        self.frame_prev_tex.use(1)
-        self._set(blend, "u_frame", 0)
-        self._set(blend, "u_frame_prev", 1)
-        self._set(blend, "u_blend", float(inputs.blend))
-        self._set(blend, "u_resolution", self.size)
-        self._set(blend, "u_frame_size", self.frame_tex.size)
-        self.vaos["blend"].render(moderngl.TRIANGLES, vertices=3)
+        fit = fit_scale(self.size, self.frame_tex.size, self.fit)
+        sharp = self.upscale == "sharp" and magnifies(self.size, self.frame_tex.size, fit)
+        self._draw("blend", self.blended if sharp else self.targets[0], [self.frame_tex, self.frame_prev_tex],
+                   {"u_frame": 0, "u_frame_prev": 1, "u_blend": float(inputs.blend),
+                    "u_fit_scale": (1.0, 1.0) if sharp else fit})
         current = 0
+        if sharp:
+            self._draw("easu", self.targets[0], [self.blended.color_attachments[0]], {"u_input": 0, "u_fit_scale": fit})
+            self._draw("rcas", self.targets[1], [self.targets[0].color_attachments[0]],
+                       {"u_input": 0, "u_sharpness": SHARPNESS})
+            current = 1
         for name in self.effects:
-            program = self.programs[name]
             out = 1 - current
-            self.targets[out].use()
-            self.targets[current].color_attachments[0].use(0)
-            self.history.color_attachments[0].use(1)
-            for uniform, value in (
-                ("u_input", 0), ("u_history", 1), ("u_resolution", self.size), ("u_time", float(inputs.time)),
-                ("u_audio", (inputs.rms, inputs.bass, inputs.mid, inputs.high)), ("u_onset", float(inputs.onset)),
-                ("u_beat", float(inputs.beat)), ("u_amount", float(inputs.amounts.get(name, 1.0))),
-            ):
-                self._set(program, uniform, value)
-            self.vaos[name].render(moderngl.TRIANGLES, vertices=3)
+            self._draw(name, self.targets[out],
+                       [self.targets[current].color_attachments[0], self.history.color_attachments[0]],
+                       {"u_input": 0, "u_history": 1, "u_resolution": self.size, "u_time": float(inputs.time),
+                        "u_audio": (inputs.rms, inputs.bass, inputs.mid, inputs.high), "u_onset": float(inputs.onset),
+                        "u_beat": float(inputs.beat), "u_amount": float(inputs.amounts.get(name, 1.0))})
             current = out
-        ctx.copy_framebuffer(self.history, self.targets[current])
+        self.ctx.copy_framebuffer(self.history, self.targets[current])
         return self.targets[current]
 
     def read(self, fbo: moderngl.Framebuffer) -> np.ndarray:
@@ -167,10 +203,16 @@ class Compositor:
         data = fbo.read(components=3, alignment=1)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.size[1], self.size[0], 3)[::-1]
 
+    @staticmethod
+    def _release_fbos(fbos: list[moderngl.Framebuffer | None]) -> None:
+        for fbo in fbos:
+            if fbo is not None:
+                fbo.color_attachments[0].release()
+                fbo.release()
+
     def release(self) -> None:
-        fbos = [*self.targets, self.history]
-        for obj in [*self.vaos.values(), *self.programs.values(), *fbos, *(f.color_attachments[0] for f in fbos),
-                    self.frame_tex, self.frame_prev_tex]:
+        self._release_fbos([*self.targets, self.history, self.blended])
+        for obj in [*self.vaos.values(), *self.programs.values(), self.frame_tex, self.frame_prev_tex]:
             if obj is not None:
                 obj.release()
 
