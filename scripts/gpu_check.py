@@ -217,7 +217,8 @@ def main() -> None:
                       for d in ("fp32", "bf16", "fp16")]
     core_synthesis = [synthesis("T", 512, "fp16"), synthesis("T", 512, "bf16"), synthesis("T", 512, "bf16", False),
                       synthesis("T-published-256", 256, "bf16"), synthesis("R", 512, "bf16"),
-                      synthesis("R-published-256", 256, "bf16")]
+                      synthesis("R-published-256", 256, "bf16"),
+                      synthesis("T-published-256", 256, "bf16", aspect=16 / 9)]  # model.aspect's cost
     check.run("synthesis", tiny_synthesis + core_synthesis, bench.generator)
 
     # Compiled (inductor), each in a child the budget can stop: a compile of the whole step takes minutes.
@@ -254,7 +255,7 @@ def summary(report: dict) -> str:
         "frame transfer": ["frame", "to_pinned_host", "to_pageable_host", "transform_upload"],
         "guided step": ["generator_arch", "resolution", "clip", "cutouts", "device", "precision", "graphs", "ms_median",
                         "steps_per_s", "graph_replays", "skipped_steps", "warm_up_s", "peak_gpu_mib"],
-        "synthesis": ["arch", "resolution", "device", "dtype", "graphs", "ms_median", "ms_min", "graph_replays",
+        "synthesis": ["arch", "resolution", "size", "device", "dtype", "graphs", "ms_median", "ms_min", "graph_replays",
                       "peak_gpu_mib"],
         "live (offscreen)": ["display_size", "device", "display_fps", "frame_ms", "guided_steps_per_s",
                              "steps_per_displayed_frame", "audio_to_screen_ms", "peak_gpu_mib"],

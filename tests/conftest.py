@@ -41,6 +41,8 @@ def pytest_configure(config):
     another test run's, is never reached. (A hook, not an import-time setting: the check scripts that import this
     module choose their own server, and their spawned children import it again.)"""
     os.environ.update({"JACK_DEFAULT_SERVER": f"vj-none-{os.getpid()}", "JACK_NO_START_SERVER": "1"})
+    # What the tests' engines cache (latent banks, weights) goes into the checkout, not the user's cache.
+    os.environ.setdefault("VJ_CACHE", str(REPO / ".pytest_cache" / "vj-cache"))
 
 
 def fixture_files(name: str) -> tuple[dict, Path, Path]:

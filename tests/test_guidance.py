@@ -97,6 +97,23 @@ def test_cutouts_have_static_shape_and_stay_in_range():
         assert cuts.min() >= 0 and cuts.max() <= 1
 
 
+@pytest.mark.parametrize("height, width", [(64, 114), (114, 64)])
+def test_cutouts_of_a_wide_or_tall_image_are_square_and_reach_every_part(height, width):
+    """Channel 0 is x / width, channel 1 is y / height: a crop square in pixels spans them in the ratio
+    height : width, and the crops' centres reach both ends of the long side."""
+    ys, xs = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    img = torch.stack([xs, ys, torch.zeros_like(xs)]).unsqueeze(0)
+    u = torch.rand(400, 4, generator=torch.Generator().manual_seed(1))
+    u[:, 3] = 1.0  # no flips: the x span keeps its sign
+    cuts = make_cutouts(img, 16, 1.0, u)
+    span_x = cuts[:, 0, :, -1].mean(1) - cuts[:, 0, :, 0].mean(1)
+    span_y = cuts[:, 1, -1, :].mean(1) - cuts[:, 1, 0, :].mean(1)
+    assert torch.allclose(span_x / span_y, torch.full_like(span_x, height / width), rtol=0.05)
+    centres = (cuts[:, 0].mean((1, 2)), cuts[:, 1].mean((1, 2)))
+    long_axis = centres[0] if width > height else centres[1]
+    assert long_axis.min() < 0.2 and long_axis.max() > 0.8
+
+
 def test_cut_pow_favours_small_crops():
     # A bright dot in the centre: small crops around it are mostly bright, whole-image crops mostly dark.
     img = torch.zeros(1, 3, 64, 64)

@@ -92,12 +92,14 @@ def _memory(cuda: bool) -> dict:
 
 
 def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp32", compiled: bool = False,
-              repeats: int = 3, graphs: bool = False) -> dict:
-    """Synthesis ms/frame at batch 1 with random weights: eager, compiled, and/or replayed as a CUDA graph."""
+              repeats: int = 3, graphs: bool = False, aspect: float = 1.0) -> dict:
+    """Synthesis ms/frame at batch 1 with random weights: eager, compiled, and/or replayed as a CUDA graph; at the
+    checkpoint's square or widened to `aspect` (model.aspect)."""
     from vj.engine.graphs import CapturedCalls
 
     cuda = _prepare(device)
     G = random_generator(arch, resolution, device).set_precision(dtype)
+    size = G.synthesis.set_aspect(aspect)
     ws = G.mapping(torch.randn(1, G.z_dim, device=device), None)
     synthesis = torch.compile(G.synthesis, fullgraph=True, dynamic=False) if compiled else G.synthesis
     captured = CapturedCalls(torch.device(device), lambda: (lambda: None)) if graphs and cuda else None
@@ -105,7 +107,8 @@ def generator(arch: str, resolution: int, device: str = "cpu", dtype: str = "fp3
         call = (lambda: captured.run("synthesis", lambda: (synthesis(ws),))) if captured else (lambda: synthesis(ws))
         result = timed(call, repeats, warmup=2, cuda=cuda)
     params = sum(p.numel() for p in G.synthesis.parameters())
-    return {"what": "synthesis", "arch": arch, "resolution": G.img_resolution, "device": device, "dtype": dtype,
+    return {"what": "synthesis", "arch": arch, "resolution": G.img_resolution, "size": list(size), "device": device,
+            "dtype": dtype,
             "compiled": compiled, "graphs": captured is not None, "batch": 1, "params_M": round(params / 1e6, 2),
             **result, **({"graph_replays": captured.replays} if captured else {}), **_memory(cuda)}
 
@@ -182,6 +185,37 @@ def compositor(width: int, height: int, frame_size: int = 512, repeats: int = 20
     out = {"what": "compositor", "renderer": ctx.info["GL_RENDERER"], "size": f"{width}x{height}",
            "effects": len(EFFECTS), "chain": timed(chain, repeats), "upload_cpu": timed(upload, repeats)}
     comp.release()
+    ctx.release()
+    return out
+
+
+def upscale(width: int, height: int, frame_width: int, frame_height: int, rounds: int = 30,
+            fit: str = "cover") -> dict:
+    """The frame's way to the output size, ms/frame: the blend and upscale passes with no effects (and the
+    history copy every frame pays), "bilinear" against "sharp" (easu + rcas) in alternating rounds, so both see
+    the same machine load."""
+    from vj.render.compositor import Compositor, EffectInputs, headless_context
+
+    ctx = headless_context()
+    frame = np.random.default_rng(0).integers(0, 255, (frame_height, frame_width, 3), dtype=np.uint8)
+    comps = {mode: Compositor(ctx, width, height, [], upscale=mode, fit=fit) for mode in ("bilinear", "sharp")}
+    times: dict[str, list[float]] = {mode: [] for mode in comps}
+    for comp in comps.values():
+        comp.upload(frame)
+        comp.render(EffectInputs())  # warm-up: the first draw compiles llvmpipe's code for the shaders
+    ctx.finish()
+    for _ in range(rounds):
+        for mode, comp in comps.items():
+            start = time.perf_counter()
+            comp.render(EffectInputs())
+            ctx.finish()
+            times[mode].append((time.perf_counter() - start) * 1000)
+    out = {"what": "upscale", "renderer": ctx.info["GL_RENDERER"], "size": f"{width}x{height}",
+           "frame": f"{frame_width}x{frame_height}", "fit": fit, "rounds": rounds,
+           **{mode: {"ms_median": round(statistics.median(t), 2), "ms_min": round(min(t), 2)}
+              for mode, t in times.items()}}
+    for comp in comps.values():
+        comp.release()
     ctx.release()
     return out
 

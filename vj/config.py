@@ -35,7 +35,7 @@ class ConfigError(UserError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    generator: str = "stylegan3-t-ffhqu-256x256"  # known name (`vj models`), a .pkl/.safetensors path, or "tiny"
+    generator: str = "lhq-256"          # known name (`vj models`), a .pkl URL, a .pkl/.safetensors path, or "tiny"
     clip: str = "ViT-B-32/openai"       # open_clip "model/pretrained", a local checkpoint path, or "tiny"
     device: str = "auto"                # "auto" (CUDA if present), "cpu", "cuda", "cuda:1"
     precision: str = "auto"             # "auto" (bf16 on CUDA where supported, else fp16; fp32 on CPU), "fp32",
@@ -44,6 +44,10 @@ class ModelConfig:
     offline_fallback: bool = True       # no weights and no network: run tiny random networks, and say so
     truncation_psi: float = 0.7         # starting latent's truncation towards the average
     seed: int = 0                       # starting latent and cutout randomness
+    aspect: str = "display"             # the generated picture's shape: "display" (the output's: the window, the
+                                        # video), "W:H" ("16:9", "1:1": the checkpoint's own square); wider costs more
+    latent_bank: int = -1               # samples for prompt-matched starts and cue snaps; -1 = 256 on CUDA, 32 on a
+                                        # CPU; 0 = none (the start is the seed's latent, cues never snap)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class CuesConfig:
     lenient: bool = True                # skip malformed LRC lines with a warning instead of failing
     loop_s: float = 0.0                 # live: repeat the cue sheet every loop_s seconds (0 = play once)
     live_start: str = "now"             # live: the cue sheet runs from "now" (vj starts) or from a start "cue"
+    snap: str = "nearest"               # a cue's start: "nearest" glides to the latent bank's closest sample over its
+                                        # crossfade, "off" leaves it to the guided steps; a cue's {snap=...} wins
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class DisplayConfig:
     max_fps: float = 60.0               # cap on the draw rate when vsync does not hold it (0 = no cap)
     hud: bool = True                    # overlay with cue, fps, bpm (off for the audience)
     effects: list[str] = field(default_factory=lambda: ["feedback", "zoom_pulse", "hue_shift", "rgb_split", "vignette"])
+    upscale: str = "sharp"              # frame -> output size: "sharp" (edge-adaptive, then sharpened) or "bilinear"
+    fit: str = "cover"                  # frame vs output aspect: "cover" (crop), "contain" (black bars) or "stretch"
 
 
 @dataclass(frozen=True)
@@ -228,6 +236,21 @@ def _device(value: str) -> str | None:
     return f"must be \"auto\", \"cpu\", \"cuda\" or \"cuda:N\" (a CUDA device index), got {value!r}"
 
 
+def aspect_ratio(setting: str, output_size: tuple[int, int]) -> float:
+    """model.aspect as width / height: "display" follows the output (width, height), "W:H" is W / H."""
+    if setting == "display":
+        return output_size[0] / output_size[1] if all(output_size) else 1.0
+    width, height = (float(v) for v in setting.split(":"))
+    return width / height
+
+
+def _aspect(value: str) -> str | None:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?):(\d+(?:\.\d+)?)", value)
+    if value == "display" or (match and float(match[2]) > 0 and 0.25 <= float(match[1]) / float(match[2]) <= 4):
+        return None
+    return f"must be \"display\" or a ratio \"W:H\" from 1:4 to 4:1 like \"16:9\", got {value!r}"
+
+
 def _band_edges(edges: list[float]) -> str | None:
     if len(edges) >= 2 and all(0 < e < math.inf for e in edges) and all(a < b for a, b in zip(edges, edges[1:])):
         return None
@@ -265,6 +288,10 @@ def _host_port(target: str) -> str | None:
 EFFECT_NAMES = ("feedback", "zoom_pulse", "hue_shift", "rgb_split", "kaleidoscope", "vignette")
 
 
+UPSCALE_NAMES = ("bilinear", "sharp")  # display.upscale, read by the compositor
+FIT_NAMES = ("cover", "contain", "stretch")  # display.fit
+
+
 def _effects(names: list[str]) -> str | None:
     unknown = [n for n in names if n not in EFFECT_NAMES]
     if not unknown:
@@ -290,6 +317,8 @@ VALUE_CHECKS: dict[str, Check] = {
     "model.precision": lambda v: _one_of(v, ("auto", "fp32", "fp16", "bf16")),
     "model.truncation_psi": _number(0, 2),
     "model.seed": _number(0, 2**31 - 1),
+    "model.aspect": _aspect,
+    "model.latent_bank": _number(-1, 65536),
     "optimizer.cutouts": _number(1, 1024),
     "optimizer.cut_pow": _number(0, 10, low_excluded=True),
     "optimizer.lr": _number(0, 10, low_excluded=True),
@@ -313,6 +342,7 @@ VALUE_CHECKS: dict[str, Check] = {
     "cues.transition_s": _number(0, 3600, " seconds"),
     "cues.loop_s": _number(0, 86400, " seconds"),
     "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",
+    "cues.snap": lambda v: _one_of(v, ("off", "nearest")),
     "control.osc_host": _not_empty("an address to listen on; \"0.0.0.0\" for every interface"),
     "control.osc_port": lambda v: None if 0 <= v <= 65535 else f"must be a port from 1 to 65535 (or 0: any free "
                                                               f"one, logged), got {v!r}",
@@ -324,6 +354,8 @@ VALUE_CHECKS: dict[str, Check] = {
     "display.monitor": _number(0, 63),
     "display.max_fps": _number(0, 1000),
     "display.effects": _effects,
+    "display.upscale": lambda v: _one_of(v, UPSCALE_NAMES),
+    "display.fit": lambda v: _one_of(v, FIT_NAMES),
     "render.fps": _number(1, 1000),
     "render.width": _even_pixels,
     "render.height": _even_pixels,

@@ -67,11 +67,12 @@ def render_video(
     # A replayed live show loops its sheet as the show did; a render of a track plays it once.
     timeline = Timeline(sheet, cfg.cues.transition_s, cfg.cues.loop_s if controls else 0.0)
     state = ShowState.from_config(cfg.director)
-    engine = build_engine(cfg, state, models, seed=r.seed or cfg.model.seed)
+    engine = build_engine(cfg, state, (r.width, r.height), models, seed=r.seed or cfg.model.seed)
     extractor = FeatureExtractor.from_config(cfg.audio, sample_rate)
     n_frames = max(1, math.ceil(duration * r.fps))
     ctx = headless_context()
-    compositor = Compositor(ctx, r.width, r.height, cfg.display.effects)
+    compositor = Compositor(ctx, r.width, r.height, cfg.display.effects, upscale=cfg.display.upscale,
+                            fit=cfg.display.fit)
     log_file = open(frames_log, "w", encoding="utf-8", buffering=1) if frames_log else None  # each line as it comes
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
 
@@ -82,6 +83,7 @@ def render_video(
             controls.apply_until(state, t)
         show_t = controls.show_time(t) if controls else t
         plan = engine.director.plan(t, features, timeline.at(show_t))
+        engine.snap(plan)
         frame, result = engine.optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
         compositor.upload(frame)
         if plan.snapshot.blackout:

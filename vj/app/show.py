@@ -139,18 +139,19 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     midi = open_midi(c, state)
     d = cfg.display
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
-    compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
+    compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
     hud_overlay = Hud(window.ctx)
     if models is None:
         hud_overlay.show_alone(window, "loading the networks")
     from vj.app.engine import build_engine  # torch, seconds to import: after the checks above
     from vj.engine.worker import EngineWorker
 
-    engine = build_engine(cfg, state, models)
+    engine = build_engine(cfg, state, window.framebuffer_size, models)
     # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
-    worker = EngineWorker(engine.optimizer, engine.director, cfg.governor, clock.now, features, current_timeline)
+    worker = EngineWorker(engine.optimizer, engine.director, cfg.governor, clock.now, features, current_timeline,
+                          snap=engine.snap)
     recorder = showlog = None
     if record:
         recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf,
@@ -194,7 +195,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                         showlog.clock(time.perf_counter() - began, target, clock.running)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
-                compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects)
+                compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
                 shown_seq = 0
             seq, frame = worker.frames.latest()
             if frame is not None and seq != shown_seq:

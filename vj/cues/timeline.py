@@ -28,6 +28,7 @@ class CueState:
     next_cue: Cue | None = None         # the one after it, for preview
     steps_from: int = -1                # the cue whose {steps} is in force here (-1: none so far)
     steps: int | None = None            # ... and its value
+    target: tuple[WeightedPrompt, ...] = ()  # what the crossfade goes to: the live cue's own (or held) prompts
 
 
 def mix(a: tuple[WeightedPrompt, ...], b: tuple[WeightedPrompt, ...], alpha: float) -> tuple[WeightedPrompt, ...]:
@@ -86,7 +87,7 @@ class Timeline:
         fade = 1.0 if transition <= 0 or not previous else min(1.0, since / transition)
         steps_from = self.steps_from[i]
         return CueState(i, mix(previous, self.effective[i], fade), since, fade, cue, next_cue, steps_from,
-                        self.cues[steps_from].steps if steps_from >= 0 else None)
+                        self.cues[steps_from].steps if steps_from >= 0 else None, self.effective[i])
 
 
 class WatchedTimeline:

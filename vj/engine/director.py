@@ -36,6 +36,8 @@ class FramePlan:
     lr: float                           # step size
     transform: np.ndarray               # [3, 3] float32 generator input transform
     snapshot: ShowSnapshot              # the show state the plan was made from (effects read it too)
+    fade: float = 1.0                   # 0..1 progress of the crossfade into the live cue
+    snap_to: tuple[WeightedPrompt, ...] = ()  # the live cue's prompts when its start glides to the latent bank
 
     def as_record(self) -> dict:
         """The plan as a frames log writes it (JSON-ready, rounded)."""
@@ -53,8 +55,9 @@ def learning_rate(lr: float, cue_boost: float, boost_decay_s: float, audio_gain:
 
 
 class Director:
-    def __init__(self, cfg: DirectorConfig, lr: float, state: ShowState):
+    def __init__(self, cfg: DirectorConfig, lr: float, state: ShowState, snap: str = "off"):
         self.cfg, self.lr, self.state = cfg, lr, state  # lr: the optimiser's base step size
+        self.snap_mode = snap  # cues.snap: how a cue without its own {snap} starts
         self.motion = Motion()
         self._steps_cue: tuple[int, int | None] = (-1, None)  # (cue, its {steps}) whose steps are in force
         self._steps_before = cfg.steps_per_frame        # the steps before the sheet set any (undone to on a rewind)
@@ -76,7 +79,9 @@ class Director:
             * values["lr_scale"]
         transform = self.motion(t, features, values["motion_rotate"], values["motion_drift"])
         steps = 0 if snap.freeze else int(values["steps_per_frame"])
-        return FramePlan(index, prompts, steps, lr, transform, snap)
+        snapping = cue is not None and (cue.snap or self.snap_mode) == "nearest" and not snap.prompt_override
+        return FramePlan(index, prompts, steps, lr, transform, snap, cue_state.fade if cue_state else 1.0,
+                         cue_state.target if snapping else ())
 
     def _follow_cue_steps(self, steps_cue: tuple[int, int | None]) -> None:
         """The sheet's {steps} in force changed: a later cue's setting applies (over a turned knob, as a cue

@@ -18,18 +18,21 @@ def make_cutouts(
     cut_pow: float,                     # >1 favours small crops
     uniforms: torch.Tensor,             # [B * cutouts, 4] uniform 0..1 draws: size, x, y, flip
     noise: torch.Tensor | None = None,  # [B * cutouts, 3, size, size] added as is (already scaled), or None
-    min_frac: float = 0.25,             # smallest crop as a fraction of the image side
+    min_frac: float = 0.25,             # smallest crop as a fraction of the image's shorter side
 ) -> torch.Tensor:                      # [B * cutouts, 3, size, size]
     """Random crops as one grid_sample. The random numbers come in as tensors, drawn by the caller into
     preallocated buffers, so this function is pure: same shapes every step, nothing to sync, graph-capturable."""
     n = uniforms.shape[0]
     cutouts = n // images.shape[0]
-    scale = min_frac + (1.0 - min_frac) * uniforms[:, 0].pow(cut_pow)  # crop side / image side
-    offset_x = (uniforms[:, 1] * 2 - 1) * (1 - scale)                  # keep the crop inside the image
-    offset_y = (uniforms[:, 2] * 2 - 1) * (1 - scale)
+    height, width = images.shape[2:]
+    side = min_frac + (1.0 - min_frac) * uniforms[:, 0].pow(cut_pow)  # crop side / the image's shorter side
+    # Square crops in pixels anywhere over the image, wide or tall (grid coordinates span each axis as 2).
+    scale_x, scale_y = side * (min(width, height) / width), side * (min(width, height) / height)
+    offset_x = (uniforms[:, 1] * 2 - 1) * (1 - scale_x)                # keep the crop inside the image
+    offset_y = (uniforms[:, 2] * 2 - 1) * (1 - scale_y)
     flip = torch.where(uniforms[:, 3] < 0.5, -1.0, 1.0)
-    zero = torch.zeros_like(scale)
-    theta = torch.stack([scale * flip, zero, offset_x, zero, scale, offset_y], 1).reshape(n, 2, 3)
+    zero = torch.zeros_like(side)
+    theta = torch.stack([scale_x * flip, zero, offset_x, zero, scale_y, offset_y], 1).reshape(n, 2, 3)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     source = images.repeat_interleave(cutouts, dim=0)
     out = F.grid_sample(source, grid.to(images.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)

@@ -174,6 +174,23 @@ class LatentOptimizer:
         return restore
 
     # -- the hot loop -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def picture(self) -> torch.Tensor:
+        """The optimised latent's picture as the steps see it: [1, 3, H, W] in 0..1 (eager: for rare checks)."""
+        return (self.G.synthesis(self.latent_w(self.q), transform=self.transform) * 0.5 + 0.5).clamp(0, 1)
+
+    def offset_to(self, w: torch.Tensor) -> torch.Tensor:
+        """The way from the optimised latent to w [w_dim], in the optimiser's normalised units (no sync)."""
+        return ((w.to(self.device) - self.w_avg) / self.w_std).expand_as(self.q) - self.q
+
+    def shift(self, offset: torch.Tensor, amount: float, display_too: bool = False) -> None:
+        """Moves the optimised latent by amount x offset (in place: captured steps keep their addresses), on top of
+        whatever the guided steps do; with `display_too` the displayed latent jumps there as well (a show's start)."""
+        self.q.add_(offset, alpha=amount)
+        self.q_good.copy_(self.q)
+        if display_too:
+            self.display_w.copy_(self.latent_w(self.q))
+
     def latent_w(self, q: torch.Tensor) -> torch.Tensor:
         return (self.w_avg + q * self.w_std).expand(1, self.num_ws, -1)  # [1, num_ws, w_dim]
 

@@ -27,7 +27,7 @@ from vj.audio.features import AudioFeatures
 from vj.config import GovernorConfig
 from vj.control.state import PARAMS
 from vj.cues.timeline import Timeline
-from vj.engine.director import Director
+from vj.engine.director import Director, FramePlan
 from vj.engine.optimizer import LatentOptimizer
 from vj.engine.quality import QualityGovernor
 
@@ -64,8 +64,9 @@ class PublishedFrame:
 class EngineWorker:
     def __init__(self, optimizer: LatentOptimizer, director: Director, governor: GovernorConfig,
                  clock: Callable[[], float], features: Callable[[], AudioFeatures],
-                 timeline: Callable[[], Timeline | None] = lambda: None, warm_up: bool = True):
-        self.optimizer, self.director = optimizer, director
+                 timeline: Callable[[], Timeline | None] = lambda: None, warm_up: bool = True,
+                 snap: Callable[[FramePlan], None] = lambda plan: None):
+        self.optimizer, self.director, self.snap = optimizer, director, snap
         self.clock, self.features, self.timeline = clock, features, timeline
         self.frames: LatestSlot[PublishedFrame] = LatestSlot()
         self.governor = QualityGovernor(governor.frame_budget_ms / 1000, optimizer.cutouts, governor.min_cutouts,
@@ -156,6 +157,7 @@ class EngineWorker:
                 t, features = self.clock(), self.features()
                 timeline = self.timeline()  # the newest good sheet (reloaded by the show loop on edits)
                 plan = self.director.plan(t, features, timeline.at(t) if timeline else None)
+                self.snap(plan)  # the latent bank's start and cue glides, before the steps
                 quality = self.governor.quality
                 if quality.cutouts != self.optimizer.cutouts:
                     self.optimizer.set_cutouts(quality.cutouts)

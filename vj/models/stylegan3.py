@@ -142,7 +142,6 @@ class SynthesisInput(torch.nn.Module):
         super().__init__()
         self.w_dim = w_dim
         self.channels = channels
-        self.size = np.broadcast_to(np.asarray(size), [2])
         # Python floats: numpy scalars used in forward become tensors under torch.compile and break its guards.
         self.sampling_rate = float(sampling_rate)
         self.bandwidth = float(bandwidth)
@@ -159,11 +158,17 @@ class SynthesisInput(torch.nn.Module):
         self.register_buffer("transform", torch.eye(3, 3))  # user inverse transform of the image
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
-        # The sampling grid depends only on the size: built once, not part of the state dict.
-        theta = torch.tensor([[0.5 * self.size[0] / sampling_rate, 0, 0], [0, 0.5 * self.size[1] / sampling_rate, 0]],
-                             dtype=torch.float32)
+        self.register_buffer("grid", torch.empty(0), persistent=False)
+        self.resize(size)
+
+    def resize(self, size: int | tuple[int, int]) -> None:
+        """Samples the features over `size` = (width, height) pixels at the same rate: a bigger grid is a wider view
+        of the same features, not a stretched one. The grid depends only on the size and is not in the state dict."""
+        self.size = np.broadcast_to(np.asarray(size), [2])
+        theta = torch.tensor([[0.5 * self.size[0] / self.sampling_rate, 0, 0],
+                              [0, 0.5 * self.size[1] / self.sampling_rate, 0]], dtype=torch.float32)
         grid = F.affine_grid(theta.unsqueeze(0), [1, 1, int(self.size[1]), int(self.size[0])], align_corners=False)
-        self.register_buffer("grid", grid, persistent=False)  # [1, H, W, 2]
+        self.grid = grid.to(self.freqs.device)  # [1, H, W, 2]
 
     def forward(self, w: torch.Tensor, transform: torch.Tensor | None = None) -> torch.Tensor:
         """w [N, w_dim], transform [3, 3] or [N, 3, 3] (None = the buffer) -> [N, C, H, W]."""
@@ -246,8 +251,6 @@ class SynthesisLayer(torch.nn.Module):
         self.use_fp16 = use_fp16
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.in_size = np.broadcast_to(np.asarray(in_size), [2])
-        self.out_size = np.broadcast_to(np.asarray(out_size), [2])
         self.in_sampling_rate = in_sampling_rate
         self.out_sampling_rate = out_sampling_rate
         self.tmp_sampling_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
@@ -279,6 +282,14 @@ class SynthesisLayer(torch.nn.Module):
             numtaps=self.down_taps, cutoff=out_cutoff, width=out_half_width * 2, fs=self.tmp_sampling_rate,
             radial=self.down_radial))
 
+        self.resize(in_size, out_size)
+        self.impl: Impl = "fast"
+
+    def resize(self, in_size: int | tuple[int, int], out_size: int | tuple[int, int]) -> None:
+        """Sizes (width, height) in pixels, margins included; the padding follows them. The weights do not change:
+        the layer works alike on any size."""
+        self.in_size = np.broadcast_to(np.asarray(in_size), [2])
+        self.out_size = np.broadcast_to(np.asarray(out_size), [2])
         # Padding so that output samples sit where the symmetric interpretation puts them (paper, App. C.3).
         pad_total = (self.out_size - 1) * self.down_factor + 1
         pad_total -= (self.in_size + self.conv_kernel - 1) * self.up_factor
@@ -286,7 +297,6 @@ class SynthesisLayer(torch.nn.Module):
         pad_lo = (pad_total + self.up_factor) // 2
         pad_hi = pad_total - pad_lo
         self.padding = [int(pad_lo[0]), int(pad_hi[0]), int(pad_lo[1]), int(pad_hi[1])]
-        self.impl: Impl = "fast"
 
     def forward(
         self,
@@ -408,6 +418,7 @@ class SynthesisNetwork(torch.nn.Module):
         stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
         sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
         half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+        self.sampling_rates = sampling_rates  # per layer, input first
         sizes = sampling_rates + margin_size * 2
         sizes[-2:] = img_resolution
         channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
@@ -431,12 +442,42 @@ class SynthesisNetwork(torch.nn.Module):
             setattr(self, name, layer)
             self.layer_names.append(name)
 
+        self.image_size = (img_resolution, img_resolution)  # (width, height) of the output: set_aspect widens it
+        self._crop = (0, 0)  # pixels cut from each side (left/right, top/bottom) to reach image_size
+
+    def set_aspect(self, aspect: float) -> tuple[int, int]:
+        """Renders a wider (aspect > 1) or taller (< 1) view of the same world: the Fourier-feature grid and every
+        layer grow on one axis, at their own sampling rates, so the picture's scale stays as trained (translation
+        equivariance makes the new area as good as the old, for T and R alike). The longer side becomes
+        img_resolution x aspect (rounded to even pixels); aspect 1 is the checkpoint's own square. Each layer grows
+        by an even number of samples, so the centre's samples sit where the square network puts them; the network
+        renders up to a few samples more and the output is cropped to size. Returns (width, height)."""
+        res = self.img_resolution
+        long_side = max(2, 2 * round(res * max(aspect, 1 / aspect) / 2))
+        extra_first = 2 * math.ceil((long_side - res) * self.sampling_rates[0] / res / 2)  # even, at the input's rate
+        grow = extra_first / self.sampling_rates[0]  # extra world width per unit of sampling rate
+        wide = aspect >= 1
+
+        def size(rate: float, base: float) -> tuple[int, int]:
+            grown = int(round(base + rate * grow))
+            return (grown, int(base)) if wide else (int(base), grown)
+
+        sizes = [size(rate, rate + self.margin_size * 2) for rate in self.sampling_rates]
+        sizes[-2:] = [size(res, res)] * 2
+        self.input.resize(sizes[0])
+        for idx, name in enumerate(self.layer_names):
+            getattr(self, name).resize(sizes[max(idx - 1, 0)], sizes[idx])
+        crop = (sizes[-1][0 if wide else 1] - long_side) // 2
+        self._crop = (crop, 0) if wide else (0, crop)
+        self.image_size = (long_side, res) if wide else (res, long_side)
+        return self.image_size
+
     def forward(
         self,
         ws: torch.Tensor,               # [N, num_ws, w_dim]
         transform: torch.Tensor | None = None,  # [3, 3] or [N, 3, 3] inverse image transform; None = buffer
         **layer_kwargs: Any,            # noise_mode, force_fp32, update_emas
-    ) -> torch.Tensor:                  # [N, img_channels, img_resolution, img_resolution], float32
+    ) -> torch.Tensor:                  # [N, img_channels, height, width] (image_size), float32
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}], got {list(ws.shape)}")
         ws_list = ws.to(torch.float32).unbind(dim=1)
@@ -445,6 +486,9 @@ class SynthesisNetwork(torch.nn.Module):
             x = getattr(self, name)(x, w, **layer_kwargs)
         if self.output_scale != 1:
             x = x * self.output_scale
+        crop_x, crop_y = self._crop
+        if crop_x or crop_y:
+            x = x[:, :, crop_y:x.shape[2] - crop_y, crop_x:x.shape[3] - crop_x]
         return x.to(torch.float32).contiguous()
 
     def extra_repr(self) -> str:
