@@ -14,7 +14,7 @@ system-deps:
 # Reinstalled when the dependencies change. torch comes from the registry (the CUDA build runs on a CPU too).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --progress-bar off -e ".[test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --progress-bar off -e ".[test,link,ndi]"
 	touch $@
 
 demo: setup

@@ -235,10 +235,12 @@ def jack_tmpdir() -> Path:
 class JackServer:
     """A JACK server with the dummy driver (real audio devices and MIDI ports, no sound card) under a name of its
     own. start() starts it (again, under the same name, after kill()); kill() is a crash; stop() ends it cleanly.
-    Fails (never skips) when jackd is missing: make test installs it."""
+    `frames` per period: MIDI moves once a period (256 at 48 kHz: 5.3 ms). Fails (never skips) when jackd is
+    missing: make test installs it."""
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, frames: int = 256):
         self.name = name or f"vj-test-{os.getpid()}-{next(_jack_servers)}"
+        self.frames = frames
         self.env = {"JACK_DEFAULT_SERVER": self.name, "JACK_NO_START_SERVER": "1"}  # what its clients need
         self.proc: subprocess.Popen | None = None
         self._log = None
@@ -254,7 +256,8 @@ class JackServer:
             self._log.close()  # the last run's (before a kill)
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall the server
         self.proc = subprocess.Popen([*guard, jackd, "--no-realtime", "-n", self.name, "-d", "dummy",
-                                      "-r", "48000", "-p", "256"], stdout=self._log, stderr=subprocess.STDOUT)
+                                      "-r", "48000", "-p", str(self.frames)], stdout=self._log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:  # up, and its system ports registered (what PortAudio lists as "system")
             ports = self.ports()

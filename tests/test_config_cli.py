@@ -157,12 +157,15 @@ BAD: dict[str, list] = {  # key -> values of the right type that a show would tr
     "cues.loop_s": [NAN, -1.0, INF],
     "cues.live_start": ["later"],
     "cues.snap": ["closest", "Nearest"],
+    "cues.quantize": ["bars", "1bar"],
+    "cues.lookahead_ms": [NAN, -1.0, 5000.0],
     "model.latent_bank": [-2, 10**6],
     "control.osc_host": [""],
     "control.osc_port": [99999, 65536, -1],  # 0 is allowed: any free port (tests use it)
     "control.osc_feedback": ["127.0.0.1:99999", "127.0.0.1:0", "127.0.0.1", ":9000", "127.0.0.1:port", "host:-1"],
     "control.osc_allow": [["the desk"]],
     "control.osc_port_search": [-1, 100000],
+    "control.tempo_source": ["Link", "midi", "clock", ""],
     "display.width": [0, -1280, 100000],
     "display.height": [0, -720, 100000],
     "display.monitor": [-1],
@@ -176,6 +179,12 @@ BAD: dict[str, list] = {  # key -> values of the right type that a show would tr
     "render.seed": [-1, 2**40],
     "render.crf": [-1, 52],
     "render.audio_bitrate": [0, -1, 10**9],
+    "output.stream": ["127.0.0.1:5000", "http://127.0.0.1:5000", "udp://127.0.0.1", "udp://:5000",
+                      "udp://127.0.0.1:99999", "srt://host:port", "rtmp://127.0.0.1/live"],
+    "output.stream_bitrate_kbps": [0, -1, 10**7],
+    "output.ndi": [" vj", "vj\n", "x" * 65],
+    "output.spout": [] if sys.platform == "win32" else ["vj"],  # only where the platform has it
+    "output.syphon": [] if sys.platform == "darwin" else ["vj"],
 }
 FREE = {  # key -> why any value of its type will do
     "model.cache_dir": "any folder; \"\" = the default",
@@ -186,6 +195,7 @@ FREE = {  # key -> why any value of its type will do
     "cues.lenient": "a bool",
     "control.midi_port": "a name substring, looked up (and waited for) while the show runs",
     "control.midi_mapping": "a file, read with its own clear errors",
+    "control.midi_clock_port": "a name substring, as midi_port",
     "control.prompt_bank": "any prompts; a bad one is logged when called up",
     "display.fullscreen": "a bool",
     "display.vsync": "a bool",

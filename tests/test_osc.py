@@ -127,16 +127,16 @@ def test_feedback_reaches_a_real_osc_server():
     text = ""
     try:
         deadline = time.time() + 10
-        wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps")
+        wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps", "/vj/state/tempo")
         while not all(address in text for address in wanted) and time.time() < deadline:
-            control.send_feedback(2, "neon rain", 124.0, 59.7, force=True)  # UDP: resend until oscdump is up
+            control.send_feedback(2, "neon rain", 124.0, 59.7, "link", force=True)  # UDP: resend until oscdump is up
             while select.select([dump.stdout], [], [], 0.2)[0]:
                 text += dump.stdout.readline()
     finally:
         control.stop()
         dump.terminate()
     assert "/vj/state/cue i 2" in text and '/vj/state/prompt s "neon rain"' in text
-    assert "/vj/state/fps f 59.7" in text
+    assert "/vj/state/fps f 59.7" in text and '/vj/state/tempo s "link"' in text
 
 
 def test_port_already_taken_is_a_clear_error():
@@ -327,7 +327,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
 
     first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
     assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,
-                            "/vj/state/fps": first_second.get("/vj/state/fps")}, heard
+                            "/vj/state/fps": first_second.get("/vj/state/fps"), "/vj/state/tempo": "audio"}, heard
     assert isinstance(first_second["/vj/state/fps"], float)
 
     def changes(address: str) -> list:
@@ -337,7 +337,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     assert changes("/vj/state/cue") == [0, 1, 3, 1, 2, 3, 4], heard
     assert changes("/vj/state/prompt") == [f"cue {i}" for i in (0, 1, 3, 1, 2, 3, 4)], heard
     end = max(when for when, _, _ in heard)
-    for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps"):
+    for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps", "/vj/state/tempo"):
         assert sum(1 for when, a, _ in heard if a == address and when > end - 2.2) >= 2, (address, heard)
 
 

@@ -1,4 +1,4 @@
-"""The short soak (scripts/soak.py for 60 s): `vj live` under 200 random OSC and MIDI messages per second, with a
+"""The short soak (scripts/soak.py for 40 s): `vj live` under 200 random OSC and MIDI messages per second, with a
 recording. The 30-minute figures are in BENCHMARKS.md (`make soak`)."""
 
 from __future__ import annotations
@@ -11,23 +11,26 @@ import sys
 from conftest import REPO
 
 
-def test_a_minute_of_heavy_control_traffic(x_display, tmp_path):
+SECONDS = 40
+
+
+def test_forty_seconds_of_heavy_control_traffic(x_display, tmp_path):
     out = tmp_path / "soak.json"
     env = {**os.environ, "DISPLAY": x_display}  # the soak starts a JACK server of its own
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "soak.py"), "--seconds", "60", "--warmup", "10",
-                           "--out", str(out), "--keep", str(tmp_path / "run")], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "soak.py"), "--seconds", str(SECONDS),
+                           "--warmup", "10", "--out", str(out), "--keep", str(tmp_path / "run")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     log = (tmp_path / "run" / "vj.log").read_text()
     assert result["exit_code"] == 0, log[-3000:]
-    assert sum(result["messages"].values()) > 60 * 150                 # the traffic really was heavy
+    assert sum(result["messages"].values()) > SECONDS * 150                 # the traffic really was heavy
     assert result["tracebacks"] == 0, log[-3000:]
     rss = result["rss_mb"]
     assert rss["end"] - rss["after_warmup"] < 50, rss                  # bounded: a leak per message would show
     display = result["display"]
-    assert display["frames"] > 60 * 10 and display["stalls_100ms"] == 0, display
+    assert display["frames"] > SECONDS * 10 and display["stalls_100ms"] == 0, display
     recording = result["recording"]
-    assert recording["playable"] and recording["decoded_frames"] == recording["written_frames"] > 60 * 10
-    assert abs(recording["seconds"] - 60) < 8                          # the whole show, in real time
+    assert recording["playable"] and recording["decoded_frames"] == recording["written_frames"] > SECONDS * 10
+    assert abs(recording["seconds"] - SECONDS) < 8                          # the whole show, in real time
     assert result["warnings_logged"] < 200                             # a flood of bad messages: counted, not logged

@@ -102,7 +102,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     cfg = _config(args)  # a config mistake is said before the show's modules load
     from vj.app.show import run_live
 
-    return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record)
+    return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record, headless=args.headless)
 
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
@@ -345,6 +345,8 @@ def build_parser() -> Parser:
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit)")
     p.add_argument("--record", metavar="OUT.mp4", help="record the displayed frames (real timestamps) and a control "
                    "log (OUT.controls.jsonl)")
+    p.add_argument("--headless", action="store_true", help="no window and no display needed (EGL): the picture at "
+                   "display.width x height goes out through output.stream, output.ndi or --record; control by OSC")
 
     p = command("rehearse", cmd_rehearse, "play an audio file through the speakers and follow its cue sheet")
     p.add_argument("audio", help="audio file to play")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from vj.errors import UserError
 
@@ -97,6 +98,9 @@ class CuesConfig:
     live_start: str = "now"             # live: the cue sheet runs from "now" (vj starts) or from a start "cue"
     snap: str = "nearest"               # a cue's start: "nearest" glides to the latent bank's closest sample over its
                                         # crossfade, "off" leaves it to the guided steps; a cue's {snap=...} wins
+    quantize: str = "off"               # live: a performer's cue jump waits for the tempo grid's next "beat", "bar",
+                                        # "2bars" or "4bars" ("off": at once)
+    lookahead_ms: float = 40.0          # ... taken this early, to cover the time a frame takes to reach the screen
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class ControlConfig:
     osc_port_search: int = 0            # port taken: try the next N ports (0 = stop with a clear error)
     midi_port: str = ""                 # MIDI input name substring; "" = none, "*" = all
     midi_mapping: str = ""              # mapping TOML file, or a bundled one's name (`vj midi mappings`)
+    tempo_source: str = "audio"         # the show's beat: "audio" (vj hears it), "link" (Ableton Link, pip install
+                                        # vj[link]), "midi_clock", or "auto": Link with a peer, else clock, else audio
+    midi_clock_port: str = ""           # MIDI clock input name substring; "" = midi_port's
     prompt_bank: list[str] = field(default_factory=lambda: [
         "a neon city at night", "a deep blue ocean, bioluminescence", "a field of sunflowers, violet sky",
         "fire and ice", "liquid chrome, studio light", "a forest in fog"])  # prompts that MIDI notes can call up
@@ -139,6 +146,16 @@ class RenderConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    stream: str = ""                    # H.264 to "udp://host:port" or "srt://host:port" (MPEG-TS), or
+                                        # "rtmp://host:port/app/key" (FLV); "" = none
+    stream_bitrate_kbps: int = 6000     # the stream's video bit rate and cap, kbit/s
+    ndi: str = ""                       # NDI source name (needs `pip install vj[ndi]`); "" = none
+    spout: str = ""                     # Spout sender name (Windows only); "" = none
+    syphon: str = ""                    # Syphon server name (macOS only); "" = none
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -149,6 +166,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
 
 def _check(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -283,6 +301,39 @@ def _host_port(target: str) -> str | None:
     return None
 
 
+STREAM_SCHEMES = ("udp", "srt", "rtmp")  # output.stream
+
+
+def _stream_url(url: str) -> str | None:
+    """output.stream: "" or scheme://host:port[/path][?options]; whether the host resolves is for the show."""
+    if not url:
+        return None
+    allowed = f"must be \"udp://host:port\", \"srt://host:port\" or \"rtmp://host:port/app/key\" (or \"\"), got {url!r}"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return f"must name a port from 1 to 65535, got {url!r}"
+    if parts.scheme not in STREAM_SCHEMES or not parts.hostname or not port:
+        return allowed
+    return None
+
+
+def _ndi_name(name: str) -> str | None:
+    if not name or (name.strip() == name and name.isprintable() and len(name) <= 64):
+        return None
+    return f"must be an NDI source name (printable, no spaces around it, at most 64 characters) or \"\", got {name!r}"
+
+
+def _only_on(platform: str, what: str) -> Check:
+    """A key that names an output only one platform has (Spout: Windows; Syphon: macOS)."""
+    def check(name: str) -> str | None:
+        if not name or sys.platform == platform:
+            return None
+        return f"must be \"\" here: {what}, not {sys.platform} (use output.ndi or output.stream), got {name!r}"
+    return check
+
+
 # The compositor's effects (vj/render/compositor.py), kept here because this module sits below vj.render and cannot
 # import it; a test holds the two equal.
 EFFECT_NAMES = ("feedback", "zoom_pulse", "hue_shift", "rgb_split", "kaleidoscope", "vignette")
@@ -343,12 +394,15 @@ VALUE_CHECKS: dict[str, Check] = {
     "cues.loop_s": _number(0, 86400, " seconds"),
     "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",
     "cues.snap": lambda v: _one_of(v, ("off", "nearest")),
+    "cues.quantize": lambda v: _one_of(v, ("off", "beat", "bar", "2bars", "4bars")),
+    "cues.lookahead_ms": _number(0, 1000, " ms"),
     "control.osc_host": _not_empty("an address to listen on; \"0.0.0.0\" for every interface"),
     "control.osc_port": lambda v: None if 0 <= v <= 65535 else f"must be a port from 1 to 65535 (or 0: any free "
                                                               f"one, logged), got {v!r}",
     "control.osc_feedback": _host_port,
     "control.osc_allow": _ip_networks,
     "control.osc_port_search": _number(0, 1000),
+    "control.tempo_source": lambda v: _one_of(v, ("auto", "audio", "link", "midi_clock")),
     "display.width": _number(1, 16384, " pixels"),
     "display.height": _number(1, 16384, " pixels"),
     "display.monitor": _number(0, 63),
@@ -362,6 +416,11 @@ VALUE_CHECKS: dict[str, Check] = {
     "render.seed": _number(0, 2**31 - 1),
     "render.crf": _number(0, 51),
     "render.audio_bitrate": _number(8000, 1_000_000, " bits per second"),
+    "output.stream": _stream_url,
+    "output.stream_bitrate_kbps": _number(100, 1_000_000, " kbit/s"),
+    "output.ndi": _ndi_name,
+    "output.spout": _only_on("win32", "Spout is on Windows only"),
+    "output.syphon": _only_on("darwin", "Syphon is on macOS only"),
 }
 
 

@@ -27,10 +27,13 @@ from vj.control.midi import open_midi
 from vj.control.osc import OscControl, show_cue
 from vj.control.showlog import ControlLogWriter, show_header
 from vj.control.state import Event, ShowState
+from vj.control.quantize import Quantizer
+from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line
+from vj.render.outputs import configured, open_outputs
 from vj.render.recorder import ShowRecorder
 from vj.render.window import OffscreenWindow, Window
 
@@ -46,7 +49,10 @@ def _timeline(cfg: Config, lrc_path: str | Path | None) -> WatchedTimeline | Non
 
 
 def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | None = None,
-             record: str | Path | None = None) -> int:
+             record: str | Path | None = None, headless: bool = False) -> int:
+    """`headless`: no window (EGL), the picture only through the outputs and the recording; OSC controls it."""
+    if headless and not configured(cfg.output) and not record:
+        log.warning("headless with no output.stream, output.ndi or --record: nobody will see the picture")
     timeline = _timeline(cfg, lrc_path)
     source = LiveInput(cfg.audio.device, cfg.audio.sample_rate, cfg.audio.block_size, cfg.audio.channel)
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor.from_config(cfg.audio, cfg.audio.sample_rate))
@@ -62,7 +68,7 @@ def run_live(cfg: Config, lrc_path: str | Path | None = None, duration: float | 
 
     try:
         return run_show(cfg, clock, lambda: analyzer.features, timeline, duration, begin=begin,
-                         record=record, header=show_header(cfg, "live", lrc_path),
+                         record=record, header=show_header(cfg, "live", lrc_path), offscreen=headless,
                          sound=(source.ring, cfg.audio.sample_rate),
                          audio_warning=lambda: source.status if source.lost else None)
     finally:
@@ -137,10 +143,14 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     # mistake is said before the networks spend a minute loading.
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = open_midi(c, state)
+    tempo = open_tempo(c, features)  # control.tempo_source: the beat from the audio, Ableton Link or MIDI clock
+    quantizer = Quantizer(cfg.cues.quantize, cfg.cues.lookahead_ms / 1000)  # performers' cue jumps on the beat
+    features = tempo.features(features, cfg.audio.block_size / cfg.audio.sample_rate, cfg.audio.release_s)
     d = cfg.display
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
     hud_overlay = Hud(window.ctx)
+    outputs = open_outputs(cfg.output, window.framebuffer_size, d.max_fps)  # video out: vj.render.outputs
     if models is None:
         hud_overlay.show_alone(window, "loading the networks")
     from vj.app.engine import build_engine  # torch, seconds to import: after the checks above
@@ -187,6 +197,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 elif key == glfw.KEY_F:
                     window.toggle_fullscreen(d.monitor)
             for event in state.drain_events():
+                quantizer.offer(event, tempo.read(), now)  # cues.quantize: held to the beat grid, or at once
+            for event in quantizer.due(now):
                 target = _jump_target(event, current_timeline(), clock.now())
                 if target is not None:
                     clock.seek(target)
@@ -212,10 +224,13 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 window.present(compositor.render(inputs).color_attachments[0])
             else:
                 window.present(None)
-            if record:  # what the audience sees: before the HUD
-                wall = time.perf_counter() - began
-                recorder.offer(wall, window.read())
+            if record or outputs:  # what the audience sees: before the HUD, read back once for all who take it
+                wall, shown = time.perf_counter() - began, window.read()
+                outputs.offer(wall, shown)
+            if record:
+                recorder.offer(wall, shown)
                 showlog.follow(state, clock.now())
+                showlog.tempo(wall, clock.now(), tempo.source)
                 if frame is not None:  # at the show time its frame was planned for
                     showlog.cue(wall, frame.show_time, frame.cue)
             if hud:
@@ -235,12 +250,12 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 log.info(status)
                 bpm = features().bpm
                 warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched)
-                lines = hud_lines(clock, current_timeline(), frame, fps, bpm, state.snapshot(), warnings)
+                lines = hud_lines(clock, current_timeline(), frame, fps, bpm, state.snapshot(), warnings, tempo.source)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
                 osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override), bpm,
-                                  fps, force=True)
+                                  fps, tempo.source, force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:
                     watched.reload_if_changed()
@@ -251,6 +266,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
         signal.signal(signal.SIGTERM, previous_sigterm)
         worker.stop()
         osc.stop()
+        tempo.close()
+        outputs.close()
         if record:
             showlog.follow(state, clock.now())  # what ended the show, too
             showlog.close(ended_at, clock.now())

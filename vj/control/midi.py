@@ -206,12 +206,13 @@ def _apis() -> list[int]:
 
 class MidiInput:
     """Opens every input port whose name contains `port_match` ("*" = all) and keeps them open: a watcher
-    thread reopens a port that comes back after it vanished. Messages go to `handler` on rtmidi's thread."""
+    thread reopens a port that comes back after it vanished. Messages go to `handler` on rtmidi's thread; clock
+    and the other timing messages only with `timing` (rtmidi leaves them out unless asked: MIDI clock in)."""
 
     def __init__(self, port_match: str, handler: Callable[[list[int]], None], poll_s: float = 1.0,
-                 api: int | None = None):
+                 api: int | None = None, timing: bool = False):
         self.port_match, self.handler, self.poll_s = port_match, handler, poll_s
-        self.api = api
+        self.api, self.timing = api, timing
         self.ports: dict[str, object] = {}  # name -> rtmidi.MidiIn
         self.vanished: set[str] = set()     # ports that went away while open
         self.reconnects = 0                 # how many of those came back and were reopened
@@ -269,7 +270,7 @@ class MidiInput:
             if name in self.ports:
                 continue
             port = rtmidi.MidiIn(rtapi=api)
-            port.ignore_types(sysex=True, timing=True, active_sense=True)
+            port.ignore_types(sysex=True, timing=not self.timing, active_sense=True)
             port.set_callback(lambda event, _data: self.handler(event[0]))
             port.open_port(available.index(name))
             self.ports[name] = port

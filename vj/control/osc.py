@@ -55,7 +55,8 @@ ADDRESSES: dict[str, tuple[str, str]] = {
 FEEDBACK = {
     "/vj/state/cue": "i: the show's cue (the cue sheet at the show clock; -1 = none), at once when it changes",
     "/vj/state/prompt": "s: the prompt on stage (live, or the cue sheet's mix; texts), at once when it changes",
-    "/vj/state/bpm": "f: tempo heard (0 = listening)", "/vj/state/fps": "f: displayed frames per second",
+    "/vj/state/bpm": "f: the show's tempo (0 = none yet)", "/vj/state/fps": "f: displayed frames per second",
+    "/vj/state/tempo": "s: where the tempo comes from: audio, link or midi_clock (control.tempo_source)",
 }
 
 
@@ -277,7 +278,7 @@ class OscControl:
 
     # -- feedback ---------------------------------------------------------------------------------------------
     def send_feedback(self, cue: int, prompt: str, bpm: float | None = None, fps: float | None = None,
-                      force: bool = False) -> None:
+                      tempo: str | None = None, force: bool = False) -> None:
         """Sends each value given that changed, or with force every value given, to the feedback client (if one is
         configured). The show calls it each frame with cue and prompt (`show_cue`), so a change goes out at once,
         and once a second with everything and force, so a surface started later (or one that lost a datagram)
@@ -289,6 +290,8 @@ class OscControl:
             values["/vj/state/bpm"] = float(bpm)
         if fps is not None:
             values["/vj/state/fps"] = round(float(fps), 1)
+        if tempo is not None:
+            values["/vj/state/tempo"] = tempo
         changed = {a: v for a, v in values.items() if force or self._last_feedback.get(a) != v}
         self._last_feedback.update(changed)  # a failed send is retried once a second, not on every frame
         for address, value in changed.items():

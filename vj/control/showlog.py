@@ -6,7 +6,8 @@ JSON lines, one per change: `{"wall": 12.5, "t": 42.0, "source": "osc", "what": 
 replay needs to rebuild the show: the config, the cue sheet's path, how the show ran; `clock` lines say where the
 show clock stood whenever it was set (and whether it was running); the last (`what = "end"`) when the show ended.
 Cue changes the timeline made are logged for people (`source = "timeline"` or `"cue"`) and re-derived from the
-cue sheet on replay.
+cue sheet on replay; where the show's tempo came from is logged for people too (`what = "tempo"`: audio, link
+or midi_clock; a replay takes its beat from the audio).
 
 `ControlReplay` applies the logged changes to a `ShowState` as wall time passes and gives the show time at each
 moment, so `vj replay` renders the show through the same `Director` as the live engine, cue jumps included.
@@ -49,6 +50,7 @@ class ControlLogWriter:
         self._began_epoch = 0.0         # time.time() when the show began: wall time 0
         self._changes = 0               # how many of the show state's changes are logged
         self._cue: int | None = None    # the cue logged last
+        self._tempo: str | None = None  # the tempo source logged last
 
     def begin(self, began_epoch: float, show_time: float, running: bool) -> None:
         self._began_epoch = began_epoch
@@ -67,6 +69,12 @@ class ControlLogWriter:
         if cue != self._cue:
             self.write(wall, show_time, "timeline", "cue", cue)
             self._cue = cue
+
+    def tempo(self, wall: float, show_time: float, source: str) -> None:
+        """Where the tempo comes from, when that changes (for people; a replay takes its beat from the audio)."""
+        if source != self._tempo:
+            self.write(wall, show_time, "vj", "tempo", source)
+            self._tempo = source
 
     def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
         self._file.write(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,

@@ -15,6 +15,7 @@ import moderngl
 import numpy as np
 from PIL import Image, ImageDraw
 
+from vj.control.tempo import LABELS
 from vj.render.compositor import SHADER_DIR, Compositor, _source
 from vj.render.fonts import INSTALL_HINT, FontChain
 
@@ -100,8 +101,9 @@ WAITING = "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start
 
 
 def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | None, fps: float, bpm: float,
-              snap: ShowSnapshot, warnings: list[str]) -> list[str]:
-    """What the performer sees: cue now and next, rates, who changed what last, then every warning ("! ...")."""
+              snap: ShowSnapshot, warnings: list[str], tempo_source: str = "audio") -> list[str]:
+    """What the performer sees: cue now and next, rates and the tempo (and where it comes from), who changed what
+    last, then every warning ("! ...")."""
     t = clock.now()
     lines = [] if clock.running else [WAITING]
     if timeline is not None:
@@ -113,7 +115,7 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     if snap.prompt_override:
         lines.append(f"live prompt: {snap.prompt_override[:70]}")
     lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
-                 + (f"{bpm:5.1f} bpm" if bpm > 0 else "tempo: listening")
+                 + tempo_text(bpm, tempo_source)
                  + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
     if frame is not None and frame.quality:
         lines.append(f"quality: {frame.quality}")
@@ -121,6 +123,13 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     if what:
         lines.append(f"last: {what} by {source}")
     return lines + [f"! {warning}" for warning in warnings]
+
+
+def tempo_text(bpm: float, source: str) -> str:
+    label = LABELS.get(source, source)
+    if bpm > 0:
+        return f"{bpm:5.1f} bpm ({label})"
+    return "tempo: listening" if source == "audio" else f"tempo: waiting for {label}"
 
 
 def status_line(t: float, frame: PublishedFrame | None, fps: float) -> str:
