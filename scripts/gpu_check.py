@@ -206,7 +206,7 @@ def main() -> None:
 
     # The live show as `vj live` runs it, offscreen: eager and captured (a compile would not fit the budget).
     tiny = ["model.device=cpu", "model.generator=tiny", "model.clip=tiny", "optimizer.cutouts=4",
-            "governor.min_cutouts=2"]
+            "governor.min_cutouts=2", "display.max_fps=30"]  # on 2 cores an uncapped display starves the engine
     full = ["optimizer.cutouts=32", "governor.min_cutouts=8", "optimizer.compile=off", "governor.frame_budget_ms=16"]
     live = [dict(size="640x360", seconds=2.5, overrides=tiny, device="cpu"),
             dict(size="1920x1080", seconds=10.0, overrides=full, networks=("T-published-256", "ViT-B-32", 256),

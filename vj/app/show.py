@@ -25,7 +25,7 @@ from vj.clock import Clock, FollowingClock, WallClock
 from vj.config import Config
 from vj.control.midi import open_midi
 from vj.control.osc import OscControl, show_cue
-from vj.control.showlog import ControlLogWriter, show_header
+from vj.control.showlog import show_header
 from vj.control.state import Event, ShowState
 from vj.control.quantize import Quantizer
 from vj.control.tempo import open_tempo
@@ -34,7 +34,7 @@ from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line
 from vj.render.outputs import configured, open_outputs
-from vj.render.recorder import ShowRecorder
+from vj.render.recorder import Recording
 from vj.render.window import OffscreenWindow, Window
 
 if TYPE_CHECKING:
@@ -162,22 +162,15 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
     worker = EngineWorker(engine.optimizer, engine.director, cfg.governor, clock.now, features, current_timeline,
                           snap=engine.snap)
-    recorder = showlog = None
-    if record:
-        recorder = ShowRecorder(record, *window.framebuffer_size, crf=cfg.render.crf,
-                                sample_rate=sound[1] if sound else None)
-        showlog = ControlLogWriter(Path(record).with_suffix(".controls.jsonl"),
-                                   {**(header or {}), "recording": Path(record).name})
+    recording = Recording(record, window.framebuffer_size, cfg.render.crf, sound, header or {}) if record else None
     worker.start()
     if not _wait_for_warm_up(window, hud_overlay, worker, state):
         state.set_flag("quit", True, "key")
     begin()
     began = time.perf_counter()  # the show's wall-time origin (recording, control log)
     log.info("the show starts")
-    if record:
-        showlog.begin(time.time(), clock.now(), clock.running)
-        if sound is not None:
-            recorder.hear(sound[0])
+    if recording:
+        recording.begin(clock)
     worker.go()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
@@ -203,8 +196,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 if target is not None:
                     clock.seek(target)
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
-                    if showlog is not None:
-                        showlog.clock(time.perf_counter() - began, target, clock.running)
+                    if recording:
+                        recording.log.clock(time.perf_counter() - began, target, clock.running)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
@@ -224,15 +217,11 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 window.present(compositor.render(inputs).color_attachments[0])
             else:
                 window.present(None)
-            if record or outputs:  # what the audience sees: before the HUD, read back once for all who take it
+            if recording or outputs:  # what the audience sees: before the HUD, read back once for all who take it
                 wall, shown = time.perf_counter() - began, window.read()
                 outputs.offer(wall, shown)
-            if record:
-                recorder.offer(wall, shown)
-                showlog.follow(state, clock.now())
-                showlog.tempo(wall, clock.now(), tempo.source)
-                if frame is not None:  # at the show time its frame was planned for
-                    showlog.cue(wall, frame.show_time, frame.cue)
+            if recording:
+                recording.frame(wall, shown, state, clock, frame, tempo.source)
             if hud:
                 hud_overlay.draw(window.screen, window.framebuffer_size)
             window.swap()
@@ -268,10 +257,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
         osc.stop()
         tempo.close()
         outputs.close()
-        if record:
-            showlog.follow(state, clock.now())  # what ended the show, too
-            showlog.close(ended_at, clock.now())
-            recorder.close(ended_at)
+        if recording:
+            recording.close(ended_at, state, clock)
         if midi is not None:
             midi.stop()
         compositor.release()

@@ -16,13 +16,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from vj.audio.stream import RingBuffer
+from vj.clock import Clock
+from vj.control.showlog import ControlLogWriter
+from vj.control.state import ShowState
+
+if TYPE_CHECKING:
+    from vj.engine.worker import PublishedFrame
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +146,35 @@ class ShowRecorder:
         if self._audio is not None:
             self._audio.release()  # its views of a shared ring must go before the ring's memory can close
         log.info("recorded %d frames to %s (%d dropped)", self.frames, self.path, self.dropped)
+
+
+class Recording:
+    """`--record OUT.mp4`: the displayed picture and the sound (`ShowRecorder`) and, beside them, the control log
+    (`OUT.controls.jsonl`): one thing for the show to feed, frame by frame."""
+
+    def __init__(self, path: str | Path, size: tuple[int, int], crf: int, sound: tuple[RingBuffer, int] | None,
+                 header: dict):
+        self.video = ShowRecorder(path, *size, crf=crf, sample_rate=sound[1] if sound else None)
+        self.log = ControlLogWriter(Path(path).with_suffix(".controls.jsonl"), {**header, "recording": Path(path).name})
+        self._ring = sound[0] if sound else None
+
+    def begin(self, clock: Clock) -> None:
+        """The show starts: the log's time origin, and the sound from here on."""
+        self.log.begin(time.time(), clock.now(), clock.running)
+        if self._ring is not None:
+            self.video.hear(self._ring)
+
+    def frame(self, wall: float, pixels, state: ShowState, clock: Clock, frame: PublishedFrame | None,
+              tempo_source: str) -> None:
+        """A displayed frame at `wall` seconds into the show, and what changed since the last one."""
+        self.video.offer(wall, pixels)
+        self.log.follow(state, clock.now())
+        self.log.tempo(wall, clock.now(), tempo_source)
+        if frame is not None:  # at the show time its frame was planned for
+            self.log.cue(wall, frame.show_time, frame.cue)
+
+    def close(self, ended_at: float, state: ShowState, clock: Clock) -> None:
+        self.log.follow(state, clock.now())  # what ended the show, too
+        self.log.close(ended_at, clock.now())
+        self.video.close(ended_at)
+
