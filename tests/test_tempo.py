@@ -69,6 +69,10 @@ def test_a_new_tempo_is_read_within_two_beats():
     assert abs(follower.reading(float(times[-1])).bpm - 126) < 0.2
 
 
+class LostClocks(Exception):
+    """The test's own JACK server dropped MIDI (a loaded machine): the transport failed, not the follower."""
+
+
 class ClockSender:
     """Plays MIDI clock into a port: each clock 1-2 ms late at random (a USB interface's jitter) on a nominal grid,
     keeping the song position as a device does. A second client on the port (plain rtmidi) hears when each clock
@@ -107,8 +111,9 @@ class ClockSender:
             self.sent.append(self.next_at)
             self.played_at, self.next_at = self.next_at, self.next_at + self.period
             self.position += self.running
-        assert wait_for(lambda: len(self.heard) == len(self.sent), 1.0), \
-            f"the JACK server lost clocks ({len(self.heard)} of {len(self.sent)} heard): is the machine overloaded?"
+        if not wait_for(lambda: len(self.heard) == len(self.sent), 1.0):
+            raise LostClocks(f"the JACK server lost clocks ({len(self.heard)} of {len(self.sent)} heard): is the "
+                             "machine overloaded?")
         time.sleep(0.002)  # the follower's callback comes a moment after the ear's
 
     def beat_at(self, now: float) -> float:
@@ -123,7 +128,15 @@ class ClockSender:
 
 def test_midi_clock_from_a_real_port(monkeypatch):
     """Tempo within 0.2 BPM two beats after each change, under 1-2 ms of jitter; the beat where the song is, also
-    right after Continue and a Song Position Pointer; stopped on Stop and after a silence."""
+    right after Continue and a Song Position Pointer; stopped on Stop and after a silence. A run in which the test's
+    JACK server itself dropped clocks (a loaded machine) says nothing of the follower: it is run once more."""
+    try:
+        clock_run(monkeypatch)
+    except LostClocks:
+        clock_run(monkeypatch)
+
+
+def clock_run(monkeypatch) -> None:
     server = JackServer(frames=32)  # MIDI moves once a period: 0.67 ms
     for key, value in server.env.items():
         monkeypatch.setenv(key, value)
