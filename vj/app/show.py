@@ -145,7 +145,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     midi = open_midi(c, state)
     tempo = open_tempo(c, features)  # control.tempo_source: the beat from the audio, Ableton Link or MIDI clock
     quantizer = Quantizer(cfg.cues.quantize, cfg.cues.lookahead_ms / 1000)  # performers' cue jumps on the beat
-    features = tempo.features(features, cfg.audio.block_size / cfg.audio.sample_rate, cfg.audio.release_s)
+    rate = sound[1] if sound else cfg.audio.sample_rate  # the analysis's rate (a rehearsal: the track's)
+    features = tempo.features(features, cfg.audio.block_size / rate, cfg.audio.release_s)
     d = cfg.display
     window = (OffscreenWindow if offscreen else Window)(d.width, d.height, "vj", d.fullscreen, d.monitor, d.vsync)
     compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)

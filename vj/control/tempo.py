@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("audio", "link", "midi_clock")
 LABELS = {"audio": "audio", "link": "Link", "midi_clock": "MIDI clock"}  # for people: HUD, log
 AUTO_ORDER = ("link", "midi_clock")     # "auto": the first of these with a tempo, else the audio
 QUANTA = {"off": 0.0, "beat": 1.0, "bar": 4.0, "2bars": 8.0, "4bars": 16.0}  # cues.quantize -> beats (4/4)
@@ -64,9 +63,6 @@ class Tempo:
         beat = self.beat_at(now)
         target = math.ceil(beat / beats - 1e-9) * beats
         return now + (target - beat) * 60.0 / self.bpm
-
-
-UNKNOWN = Tempo(0.0, 0.0, 0.0, False, "audio")
 
 
 class TempoSource(Protocol):
