@@ -118,7 +118,7 @@ class ShowRecorder:
         place in the ring since the show began, so a gap (the encoder fell behind the ring) stays a gap."""
         reader, rate = self._audio, self.sample_rate
         while True:
-            if final and self._audio_end is not None and reader.read_pos + AAC_FRAME > self._audio_end:
+            if self._audio_end is not None and reader.read_pos + AAC_FRAME > self._audio_end:  # the show has ended
                 samples = None
             else:
                 samples = reader.read(AAC_FRAME)
