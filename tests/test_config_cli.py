@@ -153,6 +153,7 @@ BAD: dict[str, list] = {  # key -> values of the right type that a show would tr
                          [20.0, INF]],
     "audio.attack_s": [NAN, -0.1, INF],
     "audio.release_s": [NAN, -0.1, INF],
+    "audio.tempo_range": [[], [120.0], [180.0, 80.0], [10.0, 100.0], [80.0, NAN], [80.0, 1000.0], [80.0, 180.0, 200.0]],
     "cues.transition_s": [NAN, -1.0, INF],
     "cues.loop_s": [NAN, -1.0, INF],
     "cues.live_start": ["later"],

@@ -88,6 +88,7 @@ class AudioConfig:
     band_edges: list[float] = field(default_factory=lambda: [20.0, 250.0, 4000.0, 16000.0])  # Hz: bass, mid, high
     attack_s: float = 0.005             # envelope rise time
     release_s: float = 0.25             # envelope fall time
+    tempo_range: list[float] = field(default_factory=lambda: [60.0, 200.0])  # BPM the beat tracker may choose
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,8 @@ VALUE_CHECKS: dict[str, Check] = {
     "audio.band_edges": _band_edges,
     "audio.attack_s": _number(0, 60, " seconds"),
     "audio.release_s": _number(0, 60, " seconds"),
+    "audio.tempo_range": lambda v: None if len(v) == 2 and 20 <= v[0] < v[1] <= 400 else (
+        f"must be [slowest, fastest] in BPM, rising, within 20..400 (e.g. [80, 180]), got {v!r}"),
     "cues.transition_s": _number(0, 3600, " seconds"),
     "cues.loop_s": _number(0, 86400, " seconds"),
     "cues.live_start": lambda v: None if v in ("now", "cue") else f"must be \"now\" or \"cue\", got {v!r}",

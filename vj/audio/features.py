@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vj.audio.beat import BeatTracker
+from vj.audio.beat import TEMPO_RANGE, BeatTracker
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class AudioFeatures:
     beat_phase: float = 0.0             # 0..1 position within the beat; 0 when the tempo is unknown
     is_beat: bool = False               # a (predicted) beat falls in the last block
     beat: float = 0.0                   # beat envelope: jumps to 1 on each beat, releases
+    beat_confidence: float = 0.0        # 0..1: how clearly the recent onsets keep the beat (low in a breakdown)
 
     @property
     def bass(self) -> float:
@@ -69,6 +70,7 @@ class FeatureExtractor:
         onset_floor: float = 0.25,      # ... and this fraction of the recent loudest flux
         onset_window_s: float = 0.5,    # length of that recent history
         min_onset_gap_s: float = 0.05,  # onsets closer than this are one onset
+        tempo_range: tuple[float, float] = TEMPO_RANGE,  # BPM the beat tracker may choose
     ):
         if fft_size < block_size:
             raise ValueError(f"fft_size ({fft_size}) must be at least block_size ({block_size})")
@@ -79,7 +81,9 @@ class FeatureExtractor:
         self.window = np.hanning(fft_size).astype(np.float32)
         freqs = np.fft.rfftfreq(fft_size, 1.0 / sample_rate)
         self.band_bins = [np.flatnonzero((freqs >= lo) & (freqs < hi)) for lo, hi in zip(band_edges[:-1], band_edges[1:])]
-        self.low_bins = np.flatnonzero(freqs < 200.0)  # where kicks live: what the beat tracker listens to most
+        # The beat tracker's bands: kick and bass, snare and clap, hats.
+        self.beat_bins = [np.flatnonzero(freqs < 150.0), np.flatnonzero((freqs >= 300.0) & (freqs < 5000.0)),
+                          np.flatnonzero(freqs >= 5000.0)]
         self.buffer = np.zeros(fft_size, dtype=np.float32)
         self.prev_mag = np.zeros(freqs.shape[0], dtype=np.float32)
         self.flux_history = np.zeros(max(3, int(onset_window_s * rate)), dtype=np.float32)
@@ -91,17 +95,18 @@ class FeatureExtractor:
         self.attack = float(np.exp(-1.0 / max(rate * attack_s, 1e-6)))
         self.release = float(np.exp(-1.0 / max(rate * release_s, 1e-6)))
         self.rms_gain, self.band_gain, self.flux_gain = AutoGain(rate), AutoGain(rate), AutoGain(rate)
-        self.low_flux_gain = AutoGain(rate)
+        self.beat_gain = AutoGain(rate)
         self.onset_env = 0.0
         self.beat_env = 0.0
-        self.tracker = BeatTracker(rate)
+        # A rise shows in the flux when it is about halfway into the window: that late after it happened.
+        self.tracker = BeatTracker(rate, tempo_range, delay_s=0.5 * fft_size / sample_rate)
         self.samples_seen = 0
 
     @classmethod
     def from_config(cls, audio, sample_rate: int) -> "FeatureExtractor":
         """From an `AudioConfig` ([audio] in the config), at the source's sample rate."""
         return cls(sample_rate, audio.block_size, audio.fft_size, tuple(audio.band_edges), audio.attack_s,
-                   audio.release_s)
+                   audio.release_s, tempo_range=tuple(audio.tempo_range))
 
     def __call__(self, block: np.ndarray) -> AudioFeatures:
         """block: [block_size] mono float samples (or [block_size, channels], mixed down)."""
@@ -119,7 +124,7 @@ class FeatureExtractor:
         log_mag = np.log1p(mag)
         rises = np.maximum(log_mag - self.prev_mag, 0.0)
         flux = float(np.sum(rises))
-        low_flux = float(np.sum(rises[self.low_bins]))
+        beat_flux = np.array([np.sum(rises[b]) for b in self.beat_bins])
         self.prev_mag = log_mag
 
         if self.samples_seen < self.fft_size:
@@ -138,9 +143,7 @@ class FeatureExtractor:
         if is_onset:
             self.blocks_since_onset = 0
         self.onset_env = self._envelope(self.onset_env, is_onset)
-        # Broadband flux is dominated by hi-hats (often off the beat); the low band carries the kick.
-        strength = float(self.low_flux_gain(low_flux)) + 0.25 * flux_level
-        beat = self.tracker(strength, self.samples_seen / self.sample_rate)
+        beat = self.tracker(self.beat_gain(beat_flux), self.samples_seen / self.sample_rate)
         self.beat_env = self._envelope(self.beat_env, beat.is_beat)
 
         return AudioFeatures(
@@ -154,6 +157,7 @@ class FeatureExtractor:
             beat_phase=beat.phase,
             is_beat=beat.is_beat,
             beat=self.beat_env,
+            beat_confidence=beat.confidence,
         )
 
     def _envelope(self, value: float, hit: bool) -> float:

@@ -75,3 +75,80 @@ def drum_pattern(
     out /= max(1e-9, np.max(np.abs(out))) / 0.9
     stereo = np.stack([out, out], axis=1).astype(np.float32)
     return Pattern(stereo, sample_rate, beats, np.unique(np.round(np.array(onsets), 6)))
+
+
+# A small step sequencer for the grooves real music has and a plain drum pattern lacks: an off-beat bassline, a
+# dotted lead, a half-time groove, a breakdown, a DJ's cut. Each part is a bar of 16 steps ("x" a hit, "." a rest),
+# or several bars' worth, repeated.
+FOUR_ON_THE_FLOOR = "x...x...x...x..."
+BACKBEAT = "....x.......x..."
+OFF_BEATS = "..x...x...x...x."
+SIXTEENTHS = "x" * 16
+DOTTED_EIGHTHS = "x.." * 16             # three bars: a pluck every three sixteenths, across the bar lines
+
+
+def _tone(sample_rate: int, freq: float, seconds: float, decay: float, harmonics: int, attack_s: float = 0.002,
+          ) -> np.ndarray:
+    """A band-limited sawtooth with a short attack and an exponential decay (bass, lead, pad voices)."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    wave = sum(np.sin(2 * np.pi * freq * k * t) / k for k in range(1, harmonics + 1) if freq * k < sample_rate / 2.2)
+    envelope = np.minimum(t / attack_s, 1.0) * np.exp(-t * decay)
+    return wave * envelope
+
+
+def groove(
+    bpm: float,
+    sections: list[tuple[int, dict[str, str]]],  # (bars, {voice: 16-step pattern}) in order
+    sample_rate: int = 48000,
+    swing: float = 0.0,                 # 0..0.5: how late the odd sixteenths come (fraction of a step)
+    gains: dict[str, float] | None = None,
+    seed: int = 0,
+) -> Pattern:
+    """Voices: kick, snare, hat, open_hat, bass (a saw bass note an eighth long), lead (a bright pluck), pad (a
+    chord held for the bar, slow attack: no transient). Beats are the quarter notes, from 0."""
+    rng = np.random.default_rng(seed)
+    step = 60.0 / bpm / 4
+    bars = sum(count for count, _ in sections)
+    n = int(bars * 16 * step * sample_rate)
+    out = np.zeros(n + sample_rate, dtype=np.float64)
+    drums = _voices(sample_rate, rng)
+    th = np.arange(int(0.25 * sample_rate)) / sample_rate
+    sounds = {
+        "kick": drums["kick"], "snare": drums["snare"], "hat": drums["hat"],
+        "open_hat": np.diff(rng.standard_normal(th.shape[0] + 1)) * np.exp(-th * 12),
+        "bass": _tone(sample_rate, 55.0, step * 1.8, 6.0, 12, 0.003),
+        "lead": _tone(sample_rate, 880.0, step * 2.5, 9.0, 10),
+        "pad": _tone(sample_rate, 220.0, step * 16, 0.2, 6, 0.6) + _tone(sample_rate, 277.2, step * 16, 0.2, 6, 0.6)
+        + _tone(sample_rate, 329.6, step * 16, 0.2, 6, 0.6),
+    }
+    level = {"kick": 0.9, "snare": 0.4, "hat": 0.2, "open_hat": 0.12, "bass": 0.35, "lead": 0.3, "pad": 0.08,
+             **(gains or {})}
+    onsets: list[float] = []
+    bar = 0
+    for count, parts in sections:
+        for _ in range(count):
+            for voice, steps in parts.items():
+                first = (bar * 16) % len(steps)
+                for i, hit in enumerate(steps[first:first + 16]):
+                    if hit != "x":
+                        continue
+                    at = (bar * 16 + i + (swing if i % 2 else 0.0)) * step
+                    start = int(round(at * sample_rate))
+                    sound = sounds[voice]
+                    out[start:start + sound.shape[0]] += level[voice] * sound[: out.shape[0] - start]
+                    if voice != "pad":
+                        onsets.append(start / sample_rate)
+            bar += 1
+    out = out[:n]
+    out /= max(1e-9, np.max(np.abs(out))) / 0.9
+    stereo = np.stack([out, out], axis=1).astype(np.float32)
+    beats = np.arange(bars * 4) * step * 4
+    return Pattern(stereo, sample_rate, beats, np.unique(np.round(np.array(onsets), 6)))
+
+
+def cut(first: Pattern, second: Pattern) -> Pattern:
+    """A DJ's hard cut: `second` starts where `first` ends (same sample rate), each keeping its own beats."""
+    offset = first.samples.shape[0] / first.sample_rate
+    return Pattern(np.concatenate([first.samples, second.samples]), first.sample_rate,
+                   np.concatenate([first.beats, second.beats + offset]),
+                   np.concatenate([first.onsets, second.onsets + offset]))
