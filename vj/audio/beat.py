@@ -42,7 +42,7 @@ class BeatTracker:
         history_s: float = 8.0,         # how much onset strength the estimates look at
         update_s: float = 0.25,         # how often tempo and phase are re-estimated
         delay_s: float = 0.0,           # how long after an onset the strengths show it (the detector's window)
-        prior_bpm: float = 120.0,       # centre of the tempo prior
+        prior_bpm: float = 128.0,       # centre of the tempo prior
         prior_octaves: float = 1.0,     # its width (log2 standard deviation)
         min_confidence: float = 0.15,   # below this the clock coasts (and the tempo is unknown before any lock)
     ):
@@ -68,6 +68,7 @@ class BeatTracker:
         self.candidate_count = 0
         self.since_change = 0                 # samples of history since the last tempo change
         self.off_count = 0                    # confident phase measurements in a row far from the clock
+        self.locked_at = 0.0                  # when the clock last (re)started
 
     def __call__(self, strengths: np.ndarray | tuple[float, float, float], t: float) -> Beat:
         self.history[:, :-1] = self.history[:, 1:]
@@ -108,7 +109,11 @@ class BeatTracker:
                 self.candidate_count += 1
             else:
                 self.candidate, self.candidate_count = period, 1
-            if self.candidate_count >= 4:
+            # Twice or half a tempo held for a while is mostly the same music heard at another level: believed after
+            # four seconds. A first lock is still settling: corrected within a second.
+            octave = abs(abs(math.log2(period / self.period)) - 1.0) < 0.05
+            settled = t - self.locked_at > 8.0
+            if self.candidate_count >= (16 if octave and settled else 4):
                 self._restart(x, period, t)
             return
         self.candidate, self.candidate_count = None, 0
@@ -141,6 +146,7 @@ class BeatTracker:
             upcoming += period  # never a beat twice
         self.next_beat = upcoming
         self.since_change = 0
+        self.locked_at = t
 
     def _tempo(self, x: np.ndarray) -> tuple[float | None, float]:
         n = x.shape[1]
@@ -203,9 +209,9 @@ class BeatTracker:
         lag = self._refine(score, best)
         choices = {i: f * lag for f in (0.5, 1.0, 2.0) if (i := self._index(f * lag)) is not None}
         # A kick on every beat (four on the floor) says it outright, whatever else repeats by the bar.
-        for i in sorted(choices, key=lambda i: choices[i])[:2]:  # half the comb's pick, then the pick itself
-            if choices[i] <= lag and _four_on_the_floor(ac[0], choices[i], n):
-                return i
+        kicks = [i for i in choices if choices[i] <= lag and _four_on_the_floor(ac[0], choices[i], n)]
+        if kicks:  # the pick or its half: when both, the likelier DJ tempo (170 drum & bass, not 85)
+            return max(kicks, key=lambda i: self.prior[i])
         choices = {i: f * lag for f in (0.5, 1.0, 2.0) if (i := self._index(f * lag)) is not None}
         backbeat = {i: self._backbeat(ac[1], choices[i], n) for i in choices}
         strongest = max(backbeat.values())
