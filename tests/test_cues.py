@@ -395,3 +395,18 @@ def test_formatted_prompts_read_back_the_same():
     prompts = [WeightedPrompt("a city in 2077", 2.0), WeightedPrompt("track 9", 0.5), WeightedPrompt("rain", 1.0),
                WeightedPrompt("fog 3", -1.0)]
     assert parse_prompts(format_prompts(prompts)) == prompts
+
+
+def test_a_cue_held_to_the_beat_grid(tmp_path):
+    """{q=...} takes the names of cues.quantize; anything else names file, line, column and the choices."""
+    sheet = parse_lrc("[00:01.00]calm\n[00:02.00]drop {q=bar boost=3}\n[00:03.00]verse {q=off}\n")
+    assert [c.quantize for c in sheet.cues] == [None, "bar", "off"] and sheet.cues[1].boost == 3.0
+    assert Timeline(sheet).quantized and not Timeline(parse_lrc("[00:01.00]a {q=off}\n")).quantized
+    path = tmp_path / "show.lrc"
+    path.write_text("[00:01.00]calm\n[00:02.00]drop {q=3bars}\n")
+    with pytest.raises(LrcError, match=rf"{path}:2:17: cue setting 'q=3bars': q must be one of off, beat, bar, "
+                                       "2bars, 4bars"):
+        read_lrc(path)
+    lenient = read_lrc(path, lenient=True)                            # the setting is skipped, not the cue
+    assert lenient.cues[1].text == "drop" and lenient.cues[1].quantize is None and "setting skipped" in \
+        lenient.warnings[0]

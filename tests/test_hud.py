@@ -1,12 +1,18 @@
-"""The HUD draws prompts in any language, and says so when a character has no font on this machine."""
+"""The HUD draws prompts in any language, and says so when a character has no font on this machine; it says when
+video out cannot reach its receiver or drops frames."""
 
 from __future__ import annotations
+
+import re
+import time
 
 import numpy as np
 import pytest
 
+from conftest import free_port
 from vj.render.fonts import PROBE, FontChain, _drawn
-from vj.render.hud import Hud
+from vj.render.hud import Hud, output_warnings
+from vj.render.outputs import Output, Outputs, StreamOutput
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +50,67 @@ def test_hud_draws_japanese_and_names_what_it_cannot_draw(gl_context):
         assert FontChain(16).missing("a prompt \U000f0000") == "\U000f0000"
     finally:
         hud.release()
+
+
+# -- video out in the HUD: an output that cannot reach its receiver, or drops frames ------------------------------
+class SlowReceiver(Output):
+    """A receiver that takes 100 ms a frame (a network or encoder slower than the show); `refusals`: how many opens
+    it refuses first (a receiver that is not there yet)."""
+
+    def __init__(self, refusals: int = 0):
+        super().__init__("slow sink", 64, 36)
+        self.refusals = refusals
+
+    def open(self) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionRefusedError("nobody listening")
+
+    def send(self, wall: float, frame: np.ndarray) -> None:
+        time.sleep(0.1)
+
+    def release(self) -> None:
+        pass
+
+
+def offer_for(outputs: Outputs, seconds: float, fps: float = 60.0) -> None:
+    frame, started = np.zeros((36, 64, 3), np.uint8), time.perf_counter()
+    for i in range(int(seconds * fps)):
+        outputs.offer(time.perf_counter() - started, frame)
+        time.sleep(max(0.0, started + (i + 1) / fps - time.perf_counter()))
+
+
+def test_the_hud_says_when_an_output_drops_frames_and_stops_saying_it_when_it_keeps_up():
+    slow = SlowReceiver().start()
+    outputs = Outputs([slow])
+    try:
+        offer_for(outputs, 0.5)  # 30 frames offered, about 5 taken
+        [line] = output_warnings(outputs)
+        said = re.fullmatch(r"slow sink: (\d+) frame\(s\) dropped in 0\.[5-9] s \(receiver or encoder slower than "
+                            r"the show\)", line)
+        assert said and int(said.group(1)) == slow.dropped >= 15, (line, slow.dropped)
+        time.sleep(0.35)  # what it holds (the queue's 2 frames and the one it sends) goes out
+        output_warnings(outputs)
+        offer_for(outputs, 0.5, fps=5)  # a rate it keeps up with: nothing new dropped, nothing said
+        assert output_warnings(outputs) == []
+    finally:
+        outputs.close()
+
+
+def test_the_hud_says_an_output_cannot_reach_its_receiver_until_it_does(monkeypatch):
+    from vj.render import outputs as outputs_module
+
+    monkeypatch.setattr(outputs_module, "RETRY_S", 0.2)
+    refused = StreamOutput(f"rtmp://127.0.0.1:{free_port()}/live/vj", 64, 36, 30, 500).start()  # nobody listens
+    late = SlowReceiver(refusals=1).start()  # comes on the second try
+    outputs = Outputs([refused, late])
+    try:
+        offer_for(outputs, 0.1, fps=20)
+        lines = output_warnings(outputs)
+        assert len(lines) == 2 and "Connection refused" in lines[0] and "(trying again)" in lines[0]
+        assert lines[1] == "slow sink: cannot open (nobody listening) (trying again)"
+        offer_for(outputs, 0.6, fps=5)  # the late one opens and sends; the other still cannot
+        lines = output_warnings(outputs)
+        assert len(lines) == 1 and lines[0].startswith("stream rtmp://127.0.0.1:") and late.sent > 0
+    finally:
+        outputs.close()

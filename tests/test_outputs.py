@@ -199,3 +199,24 @@ def test_ndi_720p30_reaches_a_receiver_in_a_private_network_without_drops(tmp_pa
     assert seen["captured"] > 0
     for got, expected in zip(seen["bars"], seen["expected"]):  # the test pattern, through NDI's codec
         assert np.abs(np.array(got) - np.array(expected)).max() < 20, (got, expected)
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="where Spout or Syphon exists, it is not refused")
+def test_spout_and_syphon_are_refused_here_in_one_line_naming_the_platform_and_what_works():
+    """They cannot run on Linux (SpoutGL is Windows', syphon-python macOS'): the config refuses them as it is read,
+    before anything opens, and the output module does too for a config built in code."""
+    from vj.config import OutputConfig
+    from vj.render.outputs import OutputError, open_outputs
+
+    for key, system in (("spout", "Windows"), ("syphon", "macOS")):
+        started = time.perf_counter()
+        proc = subprocess.run([*VJ, "live", "--headless", "-q", "--set", f"output.{key}=vj", "--set",
+                               "control.osc_port=0"], cwd=REPO, env=NO_DISPLAY, capture_output=True, text=True,
+                              timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+        assert f"{system} only, not {sys.platform}" in lines[0] and "output.ndi or output.stream" in lines[0]
+        assert time.perf_counter() - started < 5
+        with pytest.raises(OutputError, match=rf"output.{key}: \w+ is on {system} only, not {sys.platform}: use "
+                                              r"output.ndi \(NDI\) or output.stream"):
+            open_outputs(OutputConfig(**{key: "vj"}), (320, 180), 30)

@@ -51,3 +51,151 @@ def test_the_config_accepts_exactly_the_quanta():
         assert config.load(None, [f"cues.quantize={name}"]).cues.quantize == name
     with pytest.raises(config.ConfigError, match="cues.quantize"):
         config.load(None, ["cues.quantize=8bars"])
+
+
+# -- live prompts: held like a cue jump when cues.quantize is on ------------------------------------------------
+def test_a_live_prompt_goes_on_stage_at_once_unless_held_then_on_the_downbeat():
+    from vj.control.state import ShowState
+
+    state = ShowState()
+    state.request_prompt("neon rain", "osc")
+    assert state.snapshot().prompt_override == "neon rain" and state.drain_events() == []
+    state.hold_prompts = True  # cues.quantize on
+    state.request_prompt("fog", "osc")
+    assert state.snapshot().prompt_override == "neon rain"  # not yet: the show loop holds it to the grid
+    [event] = state.drain_events()
+    assert (event.kind, event.text, event.source) == ("prompt", "fog", "osc")
+    held = Quantizer("bar", lookahead_s=0.05)
+    held.offer(event, Tempo(bpm=120.0, beat=5.0, at=100.0, playing=True, source="link"), now=100.2)
+    assert held.due(101.44) == [] and held.due(101.45) == [event]
+    state.request_prompt("", "midi")  # back to the cue sheet's prompt: held too
+    assert state.drain_events()[0].text is None
+
+
+# -- a cue sheet's {q=...} cues ---------------------------------------------------------------------------------
+SHEET = "[00:01.00]calm\n[00:02.00]drop {q=bar}\n[00:09.00]outro\n"
+GRID = Tempo(bpm=120.0, beat=5.0, at=100.0, playing=True, source="link")  # show time t at perf 100 + t: the drop's
+# own time (t = 2) is beat 9, the next downbeat (beat 12) is at t = 3.5
+
+
+def run_frames(timeline, tempo, until: float, fps: float = 60.0, lookahead_s: float = 0.05, jumps=()):
+    """Places the sheet frame by frame as the show loop does (show time t at perf_counter 100 + t, or moved by a
+    jump: (at t, to show time)); returns [(t, show time, live cue index)] and the engine's view between frames."""
+    from vj.control.quantize import SheetQuantizer
+
+    grid, seen, offset, jumps = SheetQuantizer(lookahead_s), [], 0.0, list(jumps)
+    for frame in range(int(until * fps)):
+        t = frame / fps
+        if jumps and t >= jumps[0][0]:
+            offset += jumps[0][1] - (t + offset)
+            jumps.pop(0)
+            grid.reset()
+        view = grid.place(timeline, t + offset, True, tempo, 100.0 + t)
+        seen.append((t, t + offset, view.index_at(t + offset)))
+    return seen
+
+
+def first_time_on(seen, index: int) -> float | None:
+    return next((t for t, _, on in seen if on == index), None)
+
+
+def test_a_sheet_cue_with_q_starts_on_the_next_downbeat_less_the_lookahead():
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    timeline = Timeline(parse_lrc(SHEET), transition_s=1.0)
+    seen = run_frames(timeline, GRID, 5.0)
+    assert first_time_on(seen, 1) == pytest.approx(3.45, abs=1 / 60 + 1e-9)  # 3.5 s less 50 ms, to the frame
+    assert all(on == 0 for t, _, on in seen if 1.0 <= t < 3.45)  # the calm cue holds until then
+    assert first_time_on(seen, 2) is None
+    # the crossfade runs from the cue's start, not its own time
+    from vj.control.quantize import SheetQuantizer
+
+    grid = SheetQuantizer(0.05)
+    for t in (1.9, 2.3, 3.0):
+        view = grid.place(timeline, t, True, GRID, 100.0 + t)
+    assert view.at(3.0).index == 0 and view.at(3.95).since_change == pytest.approx(0.5)
+    assert timeline.at(3.0).index == 1  # the sheet itself is untouched: a render keeps the cue's own time
+
+
+def test_the_engine_reading_between_frames_sees_the_cue_held():
+    """The engine thread reads the timeline at its own show time, which may pass the cue's own time before the show
+    loop places again: a cue coming within the horizon is already held in the view."""
+    from vj.control.quantize import SheetQuantizer
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    timeline = Timeline(parse_lrc(SHEET))
+    view = SheetQuantizer(0.0).place(timeline, 1.9, True, GRID, 101.9)
+    assert view.index_at(2.05) == 0 and view.index_at(3.5) == 1
+
+
+@pytest.mark.parametrize("tempo", [Tempo(120.0, 5.0, 100.0, False, "link"), Tempo(0.0, 0.0, 100.0, True, "audio")])
+def test_with_no_grid_a_sheet_cue_keeps_its_own_time(tempo):
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    seen = run_frames(Timeline(parse_lrc(SHEET)), tempo, 3.0)
+    assert first_time_on(seen, 1) == pytest.approx(2.0, abs=1 / 60)
+
+
+def test_a_cue_whose_boundary_comes_after_the_next_cue_is_passed_over():
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    # the drop waits for 4 bars (t = 7.5 at this grid), but the next cue comes at 3 s: it is never on
+    timeline = Timeline(parse_lrc("[00:01.00]calm\n[00:02.00]drop {q=4bars}\n[00:03.00]verse\n"))
+    seen = run_frames(timeline, GRID, 5.0)
+    assert first_time_on(seen, 1) is None and first_time_on(seen, 2) == pytest.approx(3.0, abs=1 / 60)
+    assert all(on == 0 for t, _, on in seen if 1.0 <= t < 3.0)
+    # two held cues: the later one's boundary bounds the earlier
+    timeline = Timeline(parse_lrc("[00:01.00]calm\n[00:02.00]drop {q=2bars}\n[00:02.50]riser {q=beat}\n"))
+    seen = run_frames(timeline, GRID, 6.0)  # drop: beat 16 at t = 5.5; riser: beat 11 at t = 3.0
+    assert first_time_on(seen, 1) is None and first_time_on(seen, 2) == pytest.approx(2.95, abs=1 / 60 + 1e-9)
+
+
+def test_a_jump_to_a_held_cue_starts_it_at_once():
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    timeline = Timeline(parse_lrc(SHEET))
+    seen = run_frames(timeline, GRID, 3.0, jumps=[(1.95, 2.0)])  # a (quantised) cue jump to the drop at 1.95 s
+    assert first_time_on(seen, 1) == pytest.approx(1.95, abs=1 / 60)
+
+
+def test_a_looping_sheet_holds_its_cue_again_in_every_pass():
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    # a 3 s loop on a grid with a beat every 0.5 s: a drop on a beat starts at its own time in every pass, one
+    # 0.2 s before a beat waits for it in every pass (the pass that comes round places it afresh)
+    timeline = Timeline(parse_lrc("[00:00.00]intro\n[00:02.00]drop {q=beat}\n"), loop_s=3.0)
+    seen = run_frames(timeline, GRID, 9.0, lookahead_s=0.0)
+    starts = [t for (t, _, on), (_, _, before) in zip(seen[1:], seen) if on == 1 and before != 1]
+    assert starts == [pytest.approx(x, abs=1 / 60 + 1e-9) for x in (2.0, 5.0, 8.0)]  # beats 9, 15, 21
+    off_grid = Timeline(parse_lrc("[00:00.00]intro\n[00:01.80]drop {q=beat}\n"), loop_s=3.0)
+    seen = run_frames(off_grid, GRID, 9.0, lookahead_s=0.0)  # own times 1.8, 4.8, 7.8
+    starts = [t for (t, _, on), (_, _, before) in zip(seen[1:], seen) if on == 1 and before != 1]
+    assert starts == [pytest.approx(x, abs=1 / 60 + 1e-9) for x in (2.0, 5.0, 8.0)]
+
+
+def test_the_sheet_accepts_exactly_the_quanta():
+    from vj.control.tempo import QUANTA
+    from vj.cues.lrc import QUANTIZE_MODES
+
+    assert QUANTIZE_MODES == tuple(QUANTA)
+
+
+def test_a_looping_sheet_holds_a_cue_at_the_top_of_the_pass():
+    """A {q} cue at 0.0 is placed before the loop comes round (the frame after the wrap is too late to hold it)."""
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+
+    timeline = Timeline(parse_lrc("[00:00.00]drop {q=bar}\n[00:01.00]verse\n"), loop_s=3.0)
+    seen = run_frames(timeline, GRID, 8.0, lookahead_s=0.0)
+    on = {round(t * 60): index for t, _, index in seen}
+    assert on[0] == 0  # the first pass starts with the show: at once
+    # pass 2 from t = 3 (beat 11): the drop waits for beat 12 (t = 3.5); pass 3 from t = 6 (beat 17): beat 20 would
+    # be t = 7.5, after the verse (t = 7): passed over
+    assert all(on[f] == -1 for f in range(180, 210)) and all(on[f] == 0 for f in range(210, 240))
+    assert all(on[f] == -1 for f in range(360, 420)) and on[420] == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, JackServer, virtual_out, wait_for
+from conftest import LIVE_TINY, REPO, VJ, JackServer, virtual_out, wait_for
 from vj.audio.features import AudioFeatures
 from vj.config import ControlConfig
 from vj.control.clock_in import CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, fit_line
@@ -198,9 +199,9 @@ def clock_run(monkeypatch) -> None:
 
 
 # -- Ableton Link ------------------------------------------------------------------------------------------------
-def test_link_follower_in_a_private_network():
-    """vj's follower and a Link peer of the test's own, both in a network namespace with only loopback up: Link
-    multicasts, and the tests never reach a real network with it."""
+def in_private_network(script: str, *args: str, timeout: float = 60, env: dict | None = None) -> dict:
+    """Runs tests/SCRIPT ARGS in a network namespace with only loopback up (skips where none can be made): Link
+    multicasts, and the tests never reach a real network with it. What the script printed last, as JSON."""
     pytest.importorskip("aalink", reason="aalink (vj[link]) is not installed")
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("no private network namespace can be made here (unshare or ip missing): Link stays untested "
@@ -209,11 +210,16 @@ def test_link_follower_in_a_private_network():
     if probe.returncode != 0:
         pytest.skip(f"no private network namespace can be made here (unshare -n: {probe.stderr.strip()}): Link "
                     "stays untested rather than multicast on this machine's network")
-    done = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" "$1"', sys.executable,
-                           str(REPO / "tests" / "link_check.py")], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
+                           str(REPO / "tests" / script), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_link_follower_in_a_private_network():
+    """vj's follower and a Link peer of the test's own, both in a network namespace with only loopback up."""
+    seen = in_private_network("link_check.py")
     assert seen["joined"] and seen["peer_after_join"]["bpm"] == 128.0, seen  # the follower moved nothing
     assert seen["playing_before_any_start"], seen  # Link does not tell a newcomer the transport: the grid runs
     assert abs(seen["bpm"] - 128.0) < 0.1 and seen["playing"], seen
@@ -222,6 +228,41 @@ def test_link_follower_in_a_private_network():
     assert seen["stop_s"] is not None and seen["stop_s"] < 0.2, seen
     assert seen["start_s"] is not None and seen["start_s"] < 0.2, seen
     assert seen["peer_at_end"]["bpm"] == 140.0 and seen["peer_at_end"]["playing"], seen
+
+
+def test_a_cue_jump_and_a_live_prompt_sent_mid_bar_take_effect_on_the_next_downbeat(tmp_path):
+    """`vj live --headless` following a Link peer at 120 BPM with cues.quantize = "bar": an OSC cue jump and a live
+    prompt sent mid-bar take effect on the next downbeat less the lookahead, within one displayed frame, as the
+    feedback's arrival and the control log say; the frame is the display interval there (the recording's). The
+    lookahead is 100 ms, longer than a frame (33 ms at 30 fps): one left out would be seen."""
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"} | {
+        "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
+    seen = in_private_network("link_cue_check.py", str(tmp_path), *VJ, "live", "--headless", "--duration", "60",
+                              *LIVE_TINY, "--set", "display.max_fps=30", "--set", "cues.lookahead_ms=100",
+                              timeout=90, env=env)
+    assert seen["following"], seen
+    assert seen["vj_exit"] == 0, seen["vj_said"]
+    lookahead = 0.100  # cues.lookahead_ms
+    peer = seen["peer_before_send"]  # the downbeat after the send, on the peer's own grid
+    downbeat = peer["at"] + (math.ceil(peer["beat"] / 4.0) * 4.0 - peer["beat"]) * 60.0 / peer["bpm"]
+    due = downbeat - lookahead
+    assert 0.8 < downbeat - seen["sent"] < 1.2, seen  # sent mid-bar: a second before the downbeat
+    log = seen["log"]
+    asked = next(line for line in log if line["what"] == "cue_next" and line["source"] == "osc")
+    jumped = next(line for line in log if line["what"] == "clock" and line["value"]["show"] == 600.0)
+    prompted = next(line for line in log if line["what"] == "prompt" and line["source"] == "osc")
+    frames = seen["frame_times"]
+    before = max(t for t in frames if t <= jumped["wall"])  # the frame displayed before the jump, and the one with it
+    frame = min(t for t in frames if t > jumped["wall"]) - before
+    assert frame < 0.1, (frame, frames)
+    slack = 0.010  # loopback, thread wake-ups, the Link follower's phase (within 2 ms of the peer's)
+    for what, at in (("cue", seen["cue_at"]), ("prompt", seen["prompt_at"])):  # the feedback, as each changed
+        assert at is not None and due - slack <= at <= due + frame + slack, (what, at - due, frame, seen)
+    # In the control log: how long the jump was held, from when vj's OSC thread took it (on a busy machine tens of
+    # milliseconds after the send) to the frame it was made in
+    held = jumped["wall"] - asked["wall"]
+    assert due - seen["sent"] - 0.05 <= held <= due - seen["sent"] + frame + slack, (held, due - seen["sent"], frame)
+    assert abs(prompted["wall"] - jumped["wall"]) <= frame + slack and prompted["value"] == "a glass cathedral", log
 
 
 # -- the choice, and the beat the show takes from it ------------------------------------------------------------
@@ -320,6 +361,7 @@ def test_a_source_that_cannot_be_had_is_said_in_one_line(monkeypatch):
 def test_hud_and_control_log_say_where_the_tempo_comes_from(tmp_path):
     assert tempo_text(128.0, "link") == "128.0 bpm (Link)" and tempo_text(0.0, "audio") == "tempo: listening"
     assert tempo_text(0.0, "midi_clock") == "tempo: waiting for MIDI clock"
+    assert tempo_text(128.0, "audio", 0.62) == "128.0 bpm (audio, 62% sure)"  # the tracker says how sure it is
     path = tmp_path / "show.controls.jsonl"
     writer = ControlLogWriter(path, {})
     for wall, source in ((0.0, "audio"), (0.5, "audio"), (1.0, "link"), (2.0, "link"), (3.0, "audio")):

@@ -99,8 +99,8 @@ class CuesConfig:
     live_start: str = "now"             # live: the cue sheet runs from "now" (vj starts) or from a start "cue"
     snap: str = "nearest"               # a cue's start: "nearest" glides to the latent bank's closest sample over its
                                         # crossfade, "off" leaves it to the guided steps; a cue's {snap=...} wins
-    quantize: str = "off"               # live: a performer's cue jump waits for the tempo grid's next "beat", "bar",
-                                        # "2bars" or "4bars" ("off": at once)
+    quantize: str = "off"               # live: a performer's cue jump or live prompt waits for the tempo grid's next
+                                        # "beat", "bar", "2bars" or "4bars" ("off": at once); sheet cues: {q=...}
     lookahead_ms: float = 40.0          # ... taken this early, to cover the time a frame takes to reach the screen
 
 
@@ -152,8 +152,8 @@ class OutputConfig:
                                         # "rtmp://host:port/app/key" (FLV); "" = none
     stream_bitrate_kbps: int = 6000     # the stream's video bit rate and cap, kbit/s
     ndi: str = ""                       # NDI source name (needs `pip install vj[ndi]`); "" = none
-    spout: str = ""                     # Spout sender name (Windows only); "" = none
-    syphon: str = ""                    # Syphon server name (macOS only); "" = none
+    spout: str = ""                     # Spout sender name (Windows: pip install vj[spout]); "" = none
+    syphon: str = ""                    # Syphon server name (macOS: pip install vj[syphon]); "" = none
 
 
 @dataclass(frozen=True)

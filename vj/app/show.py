@@ -27,7 +27,7 @@ from vj.control.midi import open_midi
 from vj.control.osc import OscControl, show_cue
 from vj.control.showlog import show_header
 from vj.control.state import Event, ShowState
-from vj.control.quantize import Quantizer
+from vj.control.quantize import Quantizer, SheetQuantizer
 from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
@@ -144,7 +144,10 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = open_midi(c, state)
     tempo = open_tempo(c, features)  # control.tempo_source: the beat from the audio, Ableton Link or MIDI clock
-    quantizer = Quantizer(cfg.cues.quantize, cfg.cues.lookahead_ms / 1000)  # performers' cue jumps on the beat
+    # On the beat grid: performers' cue jumps and live prompts (cues.quantize), the cue sheet's {q=...} cues
+    quantizer = Quantizer(cfg.cues.quantize, cfg.cues.lookahead_ms / 1000)
+    state.hold_prompts = cfg.cues.quantize != "off"
+    sheet_grid = SheetQuantizer(cfg.cues.lookahead_ms / 1000)
     rate = sound[1] if sound else cfg.audio.sample_rate  # the analysis's rate (a rehearsal: the track's)
     features = tempo.features(features, cfg.audio.block_size / rate, cfg.audio.release_s)
     d = cfg.display
@@ -160,7 +163,12 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     engine = build_engine(cfg, state, window.framebuffer_size, models)
     # SIGTERM (a launcher, a service manager) ends the show as the quit key does: the recording is finished.
     previous_sigterm = signal.signal(signal.SIGTERM, lambda signum, frame: state.set_flag("quit", True, "signal"))
-    current_timeline = (lambda: watched.timeline) if watched else (lambda: None)
+    sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, tempo.read(),
+                     time.perf_counter())
+
+    def current_timeline() -> Timeline | None:
+        return sheet_grid.timeline  # the cue sheet, its {q} cues held to the beat grid
+
     worker = EngineWorker(engine.optimizer, engine.director, cfg.governor, clock.now, features, current_timeline,
                           snap=engine.snap)
     recording = Recording(record, window.framebuffer_size, cfg.render.crf, sound, header or {}) if record else None
@@ -193,12 +201,17 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             for event in state.drain_events():
                 quantizer.offer(event, tempo.read(), now)  # cues.quantize: held to the beat grid, or at once
             for event in quantizer.due(now):
+                if event.kind == "prompt":
+                    state.set_prompt(event.text, event.source)
+                    continue
                 target = _jump_target(event, current_timeline(), clock.now())
                 if target is not None:
                     clock.seek(target)
+                    sheet_grid.reset()
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
                     if recording:
                         recording.log.clock(time.perf_counter() - began, target, clock.running)
+            sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, tempo.read(), now)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
@@ -238,14 +251,16 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 status = status_line(clock.now(), frame, fps)
                 window.set_title(status if hud else "vj")
                 log.info(status)
-                bpm = features().bpm
-                warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched)
-                lines = hud_lines(clock, current_timeline(), frame, fps, bpm, state.snapshot(), warnings, tempo.source)
+                heard = features()
+                warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched,
+                                         outputs)
+                lines = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
+                                  tempo.source, heard.beat_confidence)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
-                osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override), bpm,
-                                  fps, tempo.source, force=True)
+                osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override),
+                                  heard.bpm, fps, tempo.source, force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:
                     watched.reload_if_changed()

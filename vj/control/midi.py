@@ -192,7 +192,7 @@ class MidiRouter:
         elif row.action == "prompt":
             if row.slot >= len(self.prompt_bank):
                 raise ControlError(f"prompt slot {row.slot} is empty (control.prompt_bank has {len(self.prompt_bank)})")
-            self.state.set_prompt(self.prompt_bank[row.slot], "midi")
+            self.state.request_prompt(self.prompt_bank[row.slot], "midi")
 
 
 def _apis() -> list[int]:

@@ -332,7 +332,7 @@ class OscControl:
             raise ControlError("expects one string argument")
         if len(args[0]) > MAX_STRING:
             raise ControlError(f"prompt longer than {MAX_STRING} characters")
-        self.state.set_prompt(args[0], "osc")
+        self.state.request_prompt(args[0], "osc")
 
     def _weighted(self, address: str, *args) -> None:
         if not args or len(args) % 2 or len(args) > 16:
@@ -342,7 +342,7 @@ class OscControl:
             if not isinstance(text, str) or isinstance(weight, (str, bytes)) or not math.isfinite(float(weight)):
                 raise ControlError("expects text (s) then weight (f) pairs")
             prompts.append(WeightedPrompt(" ".join(text.replace("|", " ").split()), float(weight)))
-        self.state.set_prompt(format_prompts(prompts), "osc")
+        self.state.request_prompt(format_prompts(prompts), "osc")
 
     def _param(self, address: str, *args) -> None:
         name = address.rsplit("/", 1)[-1]

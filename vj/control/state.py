@@ -53,9 +53,10 @@ EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek")  # discrete trans
 
 @dataclass(frozen=True)
 class Event:
-    kind: str                           # one of EVENTS
+    kind: str                           # one of EVENTS, or "prompt" (a live prompt held to the beat grid)
     value: float = 0.0                  # cue index for cue_goto, seconds for seek; start: the show clock to 0
     source: str = ""                    # who sent it (osc, midi, key)
+    text: str | None = None             # "prompt": the live prompt (None: back to the cue sheet's)
 
 
 class ControlError(UserError, ValueError):
@@ -90,6 +91,7 @@ class ShowState:
         self.changes: deque[tuple[float, str, str, object]] = deque(maxlen=CHANGES_KEPT)
         self.change_count = 0
         self.events: deque[Event] = deque(maxlen=256)  # appended by listeners, drained by the show loop
+        self.hold_prompts = False       # live prompts wait in `events` for the show loop (cues.quantize: the beat)
 
     def snapshot(self) -> ShowSnapshot:
         return self._snapshot
@@ -136,7 +138,17 @@ class ShowState:
         return value
 
     def set_prompt(self, text: str | None, source: str) -> None:
+        """Puts a live prompt on stage now (None or "": back to the cue sheet's)."""
         self._swap(source, "prompt", text, prompt_override=text or None)
+
+    def request_prompt(self, text: str | None, source: str) -> None:
+        """A performer's live prompt (OSC, MIDI): on stage at once, or with `hold_prompts` queued as a "prompt"
+        event for the show loop, which puts it on stage at the beat grid's boundary, as it does a cue jump. The
+        control log has it when it goes on stage (`set_prompt`)."""
+        if self.hold_prompts:
+            self.events.append(Event("prompt", 0.0, source, text or None))
+        else:
+            self.set_prompt(text, source)
 
     def post(self, kind: str, value: float = 0.0, source: str = "") -> None:
         """Queues a discrete event (cue next/prev/goto, seek) for the show loop, which owns the clock."""

@@ -7,8 +7,9 @@ Pure parsing, no file I/O but `read_lrc`'s reading and decoding. Supported:
 - ID tags `[ti:..]`, `[ar:..]`, `[al:..]`, `[by:..]`, `[length:..]`, `[offset:+/-ms]` (positive = cues come
   sooner, as the LRC convention has it); unknown tags are kept;
 - enhanced/word-level stamps `<mm:ss.xx>` inside the text: kept as word times, removed from the prompt;
-- per-cue settings in braces at the end of the text: `{transition=2 boost=4 steps=5 snap=off}`, each checked
-  against its range (`SETTING_RANGES`, `SNAP_MODES`); braces that hold no `name=value` settings (`{forever}`) are lyrics and stay text;
+- per-cue settings in braces at the end of the text: `{transition=2 boost=4 steps=5 snap=off q=bar}`, each checked
+  against its range or its choices (`SETTING_RANGES`, `SETTING_CHOICES`); braces that hold no `name=value`
+  settings (`{forever}`) are lyrics and stay text;
 - lines out of order (sorted by time, stable); blank lines; CRLF; UTF-8 (BOM or not), UTF-16 and UTF-32 with a
   byte-order mark (Windows editors), other files read as cp1252.
 - An empty lyric line (`[01:02.00]`) is a cue with no prompts: the timeline *holds* the previous prompts
@@ -46,8 +47,11 @@ _SETTING = re.compile(r"[A-Za-z_]\w*=\S*")  # what makes braces a settings block
 
 # Each setting's type and range; steps is the range of the `steps_per_frame` parameter (vj.control.state.PARAMS,
 # a test keeps them equal: cues may not import control).
-SETTING_KEYS: dict[str, type] = {"transition": float, "boost": float, "steps": int, "snap": str}
+SETTING_KEYS: dict[str, type] = {"transition": float, "boost": float, "steps": int, "snap": str, "q": str}
 SNAP_MODES = ("off", "nearest")  # a cue's start: as the guided steps go, or gliding to the latent bank's nearest
+# A cue held to the tempo grid (live): the names of `cues.quantize` (vj.control.tempo.QUANTA; a test keeps them equal)
+QUANTIZE_MODES = ("off", "beat", "bar", "2bars", "4bars")
+SETTING_CHOICES: dict[str, tuple[str, ...]] = {"snap": SNAP_MODES, "q": QUANTIZE_MODES}
 SETTING_RANGES: dict[str, tuple[float, float]] = {"transition": (0.0, 60.0), "boost": (0.0, 20.0), "steps": (0, 16)}
 _RANGE_TEXT = {"transition": "seconds from 0 to 60", "boost": "a number from 0 to 20",
                "steps": "a whole number from 0 to 16"}
@@ -73,6 +77,7 @@ class Cue:
     steps: int | None = None            # guided steps per frame from this cue on; None = unchanged
     clear: bool = False                 # fade to no prompt instead of holding
     snap: str | None = None             # "off" or "nearest" for this cue's start; None = config default
+    quantize: str | None = None         # {q=bar}: live, the cue waits for the tempo grid's boundary; None = at its time
 
 
 @dataclass
@@ -179,6 +184,7 @@ class _Settings:
     steps: int | None = None
     clear: bool = False
     snap: str | None = None
+    quantize: str | None = None
     problems: tuple[tuple[int, str], ...] = ()  # (offset in the braces, message) of each setting left out
 
 
@@ -224,7 +230,7 @@ class _Parser:
                 continue
             for stamp in stamps:
                 cues.append(Cue(max(0.0, stamp - offset), cue_text, prompts, words, number, settings.transition,
-                                settings.boost, settings.steps, settings.clear, settings.snap))
+                                settings.boost, settings.steps, settings.clear, settings.snap, settings.quantize))
         cues.sort(key=_time)  # stable: cues at one time keep the file's order
         return self.sheet
 
@@ -339,10 +345,11 @@ def _read_settings(block: str) -> _Settings | None:
             problems.append((offset, f"unknown cue setting {item!r} (known: {', '.join(SETTING_KEYS)}, clear)"))
             continue
         if SETTING_KEYS[key] is str:
-            if text in SNAP_MODES:
+            if text in SETTING_CHOICES[key]:
                 values[key] = text
             else:
-                problems.append((offset, f"cue setting {item!r}: {key} must be one of {', '.join(SNAP_MODES)}"))
+                choices = ", ".join(SETTING_CHOICES[key])
+                problems.append((offset, f"cue setting {item!r}: {key} must be one of {choices}"))
             continue
         low, high = SETTING_RANGES[key]
         try:
@@ -355,4 +362,4 @@ def _read_settings(block: str) -> _Settings | None:
             problems.append((offset, f"cue setting {item!r} is out of range ({key}: {_RANGE_TEXT[key]})"))
     steps = values.get("steps")
     return _Settings(values.get("transition"), values.get("boost"), None if steps is None else int(steps),
-                     bool(values.get("clear")), values.get("snap"), tuple(problems))
+                     bool(values.get("clear")), values.get("snap"), values.get("q"), tuple(problems))

@@ -1,16 +1,21 @@
 """The cue timeline: which cue is live at time t, and the prompt mix with its crossfade weights.
 
 Pure and clock-free: callers pass the show time (audio playback position, wall clock since the start cue, or
-frame index / fps offline), so the same sheet gives the same mix live, in rehearsal and in a render.
+frame index / fps offline), so the same sheet gives the same mix live, in rehearsal and in a render. A live show
+may hold a `{q=...}` cue past its own time, to the tempo grid's boundary: it places the cue (`held`, a copy of the
+timeline that starts those cues later; the grid is the control layer's, `vj.control.quantize.SheetQuantizer`).
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from vj.cues.lrc import Cue, CueSheet, LrcError, read_lrc
 from vj.cues.prompts import WeightedPrompt
@@ -47,6 +52,8 @@ class Timeline:
         self.transition_s = transition_s
         self.loop_s = loop_s  # > 0: the sheet repeats every loop_s seconds (a set that cycles)
         self.times = [c.time for c in self.cues]
+        self.starts: Mapping[int, float] = MappingProxyType({})  # cue index -> when it starts, if not at its time
+        self.quantized = any(c.quantize not in (None, "off") for c in self.cues)  # any {q=...} cue to place
         # What each cue shows: its own prompts, or the held prompts of the cue before (empty line), or none.
         self.effective: list[tuple[WeightedPrompt, ...]] = []
         # Which cue's {steps} is in force at each cue: the director undoes a setting when the show moves back.
@@ -60,7 +67,22 @@ class Timeline:
             self.steps_from.append(steps_from)
 
     def index_at(self, t: float) -> int:
-        return bisect.bisect_right(self.times, self.local(t)) - 1
+        t = self.local(t)
+        i = bisect.bisect_right(self.times, t) - 1
+        while i >= 0 and self.starts.get(i, -1.0) > t:  # held past its time: the one before it is still on
+            i -= 1
+        return i
+
+    def held(self, starts: Mapping[int, float]) -> "Timeline":
+        """This timeline with cue i starting at starts[i] (sheet time, at or after its own time; a cue held past
+        the start of the next one is passed over). Shares the sheet: cheap."""
+        view = copy.copy(self)
+        view.starts = MappingProxyType(dict(starts))
+        return view
+
+    def start_of(self, i: int) -> float:
+        """Sheet time at which cue i starts (its own time unless held)."""
+        return self.starts.get(i, self.times[i])
 
     def jump(self, kind: str, value: float, now: float) -> float | None:
         """Where a cue jump at show time `now` goes: "cue_next", "cue_prev", or "cue_goto" cue `value` (0-based).
@@ -80,7 +102,7 @@ class Timeline:
         if i < 0:
             return CueState(-1, (), float("inf"), 1.0, None, next_cue)
         cue = self.cues[i]
-        since = t - cue.time
+        since = t - self.start_of(i)
         transition = self.transition_s if cue.transition is None else cue.transition
         previous = self.effective[i - 1] if i > 0 else ()
         # Out of nothing (the first cue, or after a clear) a prompt takes hold at once; between prompts it fades.

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # types only: the HUD reads these, it does not need them load
     from vj.control.state import ShowSnapshot
     from vj.cues.timeline import Timeline, WatchedTimeline
     from vj.engine.worker import EngineWorker, PublishedFrame
+    from vj.render.outputs import Outputs
     from vj.render.window import OffscreenWindow, Window
 
 FONT_SIZE = 16
@@ -101,7 +102,8 @@ WAITING = "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start
 
 
 def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | None, fps: float, bpm: float,
-              snap: ShowSnapshot, warnings: list[str], tempo_source: str = "audio") -> list[str]:
+              snap: ShowSnapshot, warnings: list[str], tempo_source: str = "audio", confidence: float = 0.0,
+              ) -> list[str]:
     """What the performer sees: cue now and next, rates and the tempo (and where it comes from), who changed what
     last, then every warning ("! ...")."""
     t = clock.now()
@@ -115,7 +117,7 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     if snap.prompt_override:
         lines.append(f"live prompt: {snap.prompt_override[:70]}")
     lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
-                 + tempo_text(bpm, tempo_source)
+                 + tempo_text(bpm, tempo_source, confidence)
                  + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
     if frame is not None and frame.quality:
         lines.append(f"quality: {frame.quality}")
@@ -125,10 +127,12 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     return lines + [f"! {warning}" for warning in warnings]
 
 
-def tempo_text(bpm: float, source: str) -> str:
+def tempo_text(bpm: float, source: str, confidence: float = 0.0) -> str:
+    """The tempo and its source; the beat tracker's with how sure it is (low: a breakdown, it coasts)."""
     label = LABELS.get(source, source)
     if bpm > 0:
-        return f"{bpm:5.1f} bpm ({label})"
+        sure = f", {confidence:.0%} sure" if source == "audio" else ""
+        return f"{bpm:5.1f} bpm ({label}{sure})"
     return "tempo: listening" if source == "audio" else f"tempo: waiting for {label}"
 
 
@@ -139,10 +143,27 @@ def status_line(t: float, frame: PublishedFrame | None, fps: float) -> str:
 
 
 def show_warnings(audio: str | None, midi_port: str, osc: OscControl, midi: MidiInput | None, worker: EngineWorker,
-                  compositor: Compositor, watched: WatchedTimeline | None) -> list[str]:
-    """Every warning the HUD shows: the audio's, MIDI's and the cue sheet's notices, then control and engine faults."""
+                  compositor: Compositor, watched: WatchedTimeline | None,
+                  outputs: Outputs | None = None) -> list[str]:
+    """Every warning the HUD shows: the audio's, MIDI's and the cue sheet's notices, then control and engine faults,
+    then video out's."""
     notices = [audio, midi_notice(midi_port, midi), sheet_notice(watched)]
-    return [n for n in notices if n] + control_warnings(osc, midi) + engine_warnings(worker, compositor, watched)
+    return ([n for n in notices if n] + control_warnings(osc, midi) + engine_warnings(worker, compositor, watched)
+            + (output_warnings(outputs) if outputs else []))
+
+
+def output_warnings(outputs: Outputs) -> list[str]:
+    """An output that cannot reach its receiver (not there yet, gone: it is tried again), or that dropped frames
+    since the last look (its receiver, encoder or network is slower than the show)."""
+    warnings = []
+    for output, dropped, seconds in outputs.new_drops():
+        name = output.name if len(output.name) <= 40 else output.name[:39] + "…"
+        if output.trouble:
+            warnings.append(f"{name}: {output.trouble[:70]} (trying again)")
+        elif dropped:
+            warnings.append(f"{name}: {dropped} frame(s) dropped in {seconds:.1f} s (receiver or encoder slower "
+                            "than the show)")
+    return warnings
 
 
 def control_warnings(osc: OscControl, midi: MidiInput | None) -> list[str]:

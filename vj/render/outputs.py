@@ -12,8 +12,7 @@ never a stalled show; a receiver that is not there yet, or goes away, is tried a
   only relays the MPEG-TS vj muxed (`-c copy`), so the stamps and the encoder settings are the same either way.
 - `NdiOutput` (`output.ndi`): an NDI source through cyndilib (the optional extra `vj[ndi]`; it ships NDI's runtime
   under the NDI SDK licence). Frames go out as they are displayed (not clocked to a nominal rate); NDI stamps them.
-- Spout (Windows) and Syphon (macOS) are named by the config, which refuses them on other platforms; they are not
-  built yet, and say so.
+- Spout (Windows) and Syphon (macOS): `texture_share.py`, platform extras, refused in one line elsewhere.
 """
 
 from __future__ import annotations
@@ -65,6 +64,7 @@ class Output:
         self.dropped = 0                # frames the full queue refused (written by the render thread only)
         self.unsent = 0                 # frames taken off the queue while the sink was not open (its thread only)
         self.send_s = 0.0               # time spent in send(), for the benchmark
+        self.trouble = ""               # what keeps the sink from getting frames (for the HUD); "" while it does
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"vj-out-{self.kind}", daemon=True)
@@ -94,7 +94,7 @@ class Output:
         """Unblocks a send that hangs (called from another thread when close() has waited long enough)."""
 
     def _run(self) -> None:
-        is_open, flowing, retry_at, said = False, False, 0.0, ""  # said: the last trouble logged (said once)
+        is_open, flowing, retry_at = False, False, 0.0
         reported, reported_at = 0, time.monotonic()
         while not self._stop.is_set():
             try:
@@ -106,7 +106,8 @@ class Output:
                     self.open()
                     is_open = True
                 except Exception as e:  # an output never ends the show: it says why (once) and tries again
-                    retry_at, said = time.monotonic() + RETRY_S, self._say(f"cannot open ({e})", said)
+                    retry_at = time.monotonic() + RETRY_S
+                    self._say(f"cannot open ({e})")
             if not is_open:
                 self.unsent += 1
                 continue
@@ -116,9 +117,9 @@ class Output:
                 self.sent += 1
                 if not flowing:
                     log.info("%s: sending %dx%d", self.name, self.width, self.height)
-                    flowing, said = True, ""
+                    flowing, self.trouble = True, ""
             except Exception as e:  # a receiver gone, a pipe closed: reopened after RETRY_S
-                said = self._say(f"sending failed ({e})", said)
+                self._say(f"sending failed ({e})")
                 self._release_quietly()
                 is_open, flowing, retry_at = False, False, time.monotonic() + RETRY_S
                 self.unsent += 1
@@ -130,11 +131,11 @@ class Output:
         if is_open:
             self._release_quietly()
 
-    def _say(self, trouble: str, said: str) -> str:
+    def _say(self, trouble: str) -> None:
         """Logs a trouble unless it is the one said last (a receiver that stays away is said once)."""
-        if trouble != said:
+        if trouble != self.trouble:
             log.warning("%s: %s; trying again every %.0f s", self.name, trouble, RETRY_S)
-        return trouble
+        self.trouble = trouble
 
     def _release_quietly(self) -> None:
         try:
@@ -326,6 +327,7 @@ class Outputs:
 
     def __init__(self, outputs: Sequence[Output] = ()):
         self.outputs = list(outputs)
+        self._looked = [(time.monotonic(), 0)] * len(self.outputs)  # (when, dropped) at the last `new_drops`
 
     def __bool__(self) -> bool:
         return bool(self.outputs)
@@ -333,6 +335,15 @@ class Outputs:
     def offer(self, wall: float, frame: np.ndarray) -> None:
         for output in self.outputs:
             output.offer(wall, frame)
+
+    def new_drops(self) -> list[tuple[Output, int, float]]:
+        """(output, frames it dropped, over how many seconds) since the last call: the HUD asks once a second."""
+        now, drops = time.monotonic(), []
+        for i, output in enumerate(self.outputs):
+            (then, before), dropped = self._looked[i], output.dropped
+            drops.append((output, dropped - before, now - then))
+            self._looked[i] = (now, dropped)
+        return drops
 
     def close(self) -> None:
         for output in self.outputs:
@@ -347,13 +358,16 @@ def configured(cfg: OutputConfig) -> bool:
 def open_outputs(cfg: OutputConfig, size: tuple[int, int], fps: float) -> Outputs:
     """The `[output]` section's outputs at the show's size (started); an OutputError before any thread starts if
     one cannot work here (say it before the networks load)."""
-    for key, what in (("spout", "Spout (SpoutGL)"), ("syphon", "Syphon (syphon-python)")):
-        if getattr(cfg, key):
-            raise OutputError(f"output.{key}: {what} output is not built into vj yet; use output.ndi or "
-                              "output.stream meanwhile")
     outputs: list[Output] = []
     if cfg.ndi:
         outputs.append(NdiOutput(cfg.ndi, *size, fps))
     if cfg.stream:
         outputs.append(StreamOutput(cfg.stream, *size, fps, cfg.stream_bitrate_kbps))
+    if cfg.spout or cfg.syphon:
+        from vj.render.texture_share import SpoutOutput, SyphonOutput  # it builds on this module
+
+        if cfg.spout:
+            outputs.append(SpoutOutput(cfg.spout, *size))
+        if cfg.syphon:
+            outputs.append(SyphonOutput(cfg.syphon, *size))
     return Outputs([output.start() for output in outputs])

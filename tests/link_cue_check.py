@@ -1,0 +1,123 @@
+"""Run by test_tempo.py inside a network namespace of its own with only loopback up (Link multicasts): a Link peer of
+the test's own (link_check.py's, set to 120 BPM and playing) and `vj live --headless` following it with
+`cues.quantize = "bar"`, recording (for its control log and frame times) and sending OSC feedback here. Mid-bar a
+cue jump and a live prompt are sent over OSC; what happened when (the peer's beat just before the send, the
+feedback's arrival, vj's control log, the recording's frame times) is printed as one JSON line for the test to judge.
+
+    python tests/link_cue_check.py OUT_DIR VJ_COMMAND...    # the vj command line without the ports
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+from pythonosc.osc_message import OscMessage
+from pythonosc.udp_client import SimpleUDPClient
+
+from link_check import Peer
+
+OSC_PORT, FEEDBACK_PORT = 9010, 9011   # a namespace of its own: nothing else listens here
+PROMPT = "a glass cathedral"
+
+
+class Feedback:
+    """vj's OSC feedback, each message stamped with perf_counter as it arrives."""
+
+    def __init__(self):
+        self.got: list[tuple[float, str, object]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", FEEDBACK_PORT))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            at, message = time.perf_counter(), OscMessage(data)
+            self.got.append((at, message.address, message.params[0] if message.params else None))
+
+    def first(self, address: str, test, after: float = 0.0) -> float | None:
+        return next((at for at, a, value in list(self.got) if a == address and at > after and test(value)), None)
+
+    def wait(self, address: str, test, timeout: float, after: float = 0.0, alive=lambda: True) -> float | None:
+        """When the first such message after `after` arrived; None after `timeout`, or once `alive()` is False."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline and alive():
+            if (at := self.first(address, test, after)) is not None:
+                return at
+            time.sleep(0.005)
+        return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def main(out: Path, command: list[str]) -> dict:
+    seen: dict = {}
+    peer = Peer()
+    peer.say("tempo 120")
+    peer.say("play 1")
+    feedback = Feedback()
+    sheet = out / "show.lrc"
+    sheet.write_text("[00:00.00]a quiet field at dawn\n[10:00.00]a neon city at night\n")
+    recording = out / "show.mp4"
+    vj = subprocess.Popen([*command, "--lrc", str(sheet), "--record", str(recording), "--set", "cues.quantize=bar",
+                           "--set", "control.tempo_source=link", "--set", f"control.osc_port={OSC_PORT}",
+                           "--set", f"control.osc_feedback=127.0.0.1:{FEEDBACK_PORT}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(iter(vj.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        # following the peer: the once-a-second feedback says 120 from Link
+        following = feedback.wait("/vj/state/bpm", lambda v: abs(v - 120.0) < 0.1, 60.0,
+                                  alive=lambda: vj.poll() is None)
+        seen["following"] = following is not None and feedback.first("/vj/state/tempo", "link".__eq__) is not None
+        if not seen["following"]:
+            return seen
+        client = SimpleUDPClient("127.0.0.1", OSC_PORT)
+        reading, deadline = peer.say("beat"), time.perf_counter() + 5.0
+        while not 1.9 <= reading["beat"] % 4.0 <= 2.1 and time.perf_counter() < deadline:  # mid-bar: the next
+            time.sleep(0.01)                                                              # downbeat 1 s away
+            reading = peer.say("beat")
+        sent = time.perf_counter()
+        client.send_message("/vj/cue/next", [])
+        client.send_message("/vj/prompt", PROMPT)
+        seen.update(peer_before_send=reading, sent=sent)
+        seen["cue_at"] = feedback.wait("/vj/state/cue", (1).__eq__, 5.0, after=sent)
+        seen["prompt_at"] = feedback.wait("/vj/state/prompt", PROMPT.__eq__, 5.0, after=sent)
+        seen["peer_after"] = peer.say("beat")
+        client.send_message("/vj/quit", [])
+        seen["vj_exit"] = vj.wait(timeout=30)
+    finally:
+        if vj.poll() is None:
+            vj.kill()
+            vj.wait()
+        reader.join(timeout=5)
+        feedback.close()
+        peer.close()
+        seen["vj_said"] = "".join(said)[-4000:]
+    log = [json.loads(line) for line in recording.with_suffix(".controls.jsonl").read_text().splitlines()]
+    seen["log"] = [line for line in log if line["what"] in ("cue_next", "prompt", "clock")]
+    with av.open(str(recording)) as container:
+        video = container.streams.video[0]
+        seen["frame_times"] = sorted(float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None)
+    return seen
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(Path(sys.argv[1]), sys.argv[2:])), flush=True)
