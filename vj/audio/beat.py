@@ -95,7 +95,7 @@ class BeatTracker:
         x = np.maximum(x - _moving_average(x, 9), 0.0)  # the peaks, not the level
         # The last few seconds weigh most, so a DJ's cut to a new tempo wins within seconds.
         age = np.arange(x.shape[1])[::-1] / self.rate
-        lag, confidence = self._tempo(x * np.exp(-age / self.tempo_memory))
+        lag, confidence = self._tempo(x, np.exp(-age / self.tempo_memory))
         self.confidence = confidence
         if lag is None or confidence < self.min_confidence:
             return  # a breakdown, silence: the clock coasts
@@ -148,15 +148,19 @@ class BeatTracker:
         self.since_change = 0
         self.locked_at = t
 
-    def _tempo(self, x: np.ndarray) -> tuple[float | None, float]:
+    def _tempo(self, x: np.ndarray, weights: np.ndarray) -> tuple[float | None, float]:
         n = x.shape[1]
-        spectrum = np.fft.rfft(x, 2 * n, axis=1)
+        spectrum = np.fft.rfft(x * weights, 2 * n, axis=1)
         raw = np.fft.irfft(spectrum * np.conj(spectrum), axis=1)[:, :n]
         energy = raw[:, :1]
         if not np.any(energy > 0):
             return None, 0.0
         ac = np.where(energy > 0, raw / np.maximum(energy, 1e-12), 0.0)
-        ac = ac * (n / (n - np.arange(n)))  # unbiased: no decay with the lag
+        # Unbiased: divided by the weights' own autocorrelation, so a long lag (a slow tempo) is not worth less
+        # for having fewer, older pairs of samples.
+        window = np.fft.rfft(weights, 2 * n)
+        overlap = np.fft.irfft(window * np.conj(window))[:n]
+        ac = ac * (overlap[0] / np.maximum(overlap, 1e-3 * overlap[0]))
         ac = np.maximum(ac, 0.0)
         # Each band's comb over the beat's first multiples, bands equal. An integer lag is up to half a sample off
         # the true period, so its k-th multiple up to k/2 samples: the slack grows with k.
