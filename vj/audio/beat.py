@@ -114,7 +114,10 @@ class BeatTracker:
             octave = abs(abs(math.log2(period / self.period)) - 1.0) < 0.05
             settled = t - self.locked_at > 8.0
             if self.candidate_count >= (16 if octave and settled else 4):
+                locked_at = self.locked_at
                 self._restart(x, period, t)
+                if octave:  # the same music: a flip back is no sooner believed than this one was
+                    self.locked_at = locked_at
             return
         self.candidate, self.candidate_count = None, 0
         self.period += 0.25 * (period - self.period)
