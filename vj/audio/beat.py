@@ -2,16 +2,22 @@
 
 `BeatTracker(rate_hz)(strengths, t) -> Beat`, where strengths are the block's onset strength in the low band (kick,
 bass), the mid band (snare, clap) and the high band (hats). Every `update_s` it looks back over `history_s`:
-- tempo: each band's autocorrelation votes for the beat period with a comb over its first multiples (a band counts
-  as much as any other, so a loud bassline cannot outvote the kick, snare and hats agreeing); a backbeat term
-  prefers the period whose double is where the mid band repeats (a snare on 2 and 4 says which octave the beat is:
-  87 for hip-hop, 174 for drum & bass); a prior over DJ tempos (log-normal around 120 BPM) and `tempo_range` bound
-  it. Candidates at 2/3, 3/4, 4/3 and 3/2 of the winner fall to the comb: their multiples miss most beats;
-- phase: the offset where a train of that period finds the most kick and snare, and off-beat hats half a period
-  later (hats between the beats say where the beat is not), recent beats weighing more;
+- tempo: each band's autocorrelation (the last few seconds weighing most, so a DJ's cut shows within seconds)
+  votes for the beat period with a comb over its first multiples; a band counts as much as any other, so a loud
+  bassline cannot outvote the kick, snare and hats agreeing. A prior over DJ tempos (log-normal around 128 BPM)
+  inside `tempo_range` weighs the votes. Then which multiple is the beat:
+  - a pick that the onsets divide in three (118 in a 177 drum & bass track whose every eighth is busy) gives way
+    to two or four of its thirds: dance music divides the beat in two;
+  - a kick on every beat (four on the floor) at the pick or its half says it outright (when both: the likelier
+    DJ tempo); else a snare's backbeat (the mid band repeating at even multiples more than at odd ones) picks the
+    fastest level it clearly marks (87 for hip-hop, not 174); else the odd multiples decide, as for hats;
+- phase: the offset where a train of that period finds the most snare and kick, and lone hats half a period later
+  (hats between the beats say where the beat is not), recent beats weighing more, each onset spread over a few
+  blocks so a slow snare counts as much as a sharp hat;
 - a beat clock runs between estimates and is nudged towards each confident phase measurement (and its period
   towards the tempo); a clear, lasting tempo change restarts it, with the phase found from the onsets after the
-  change only; while the onsets are weak (a breakdown) it coasts at the tempo it had.
+  change only (twice or half the tempo, once settled, must last four seconds: mostly the same music heard at
+  another level); while the onsets are weak (a breakdown) it coasts at the tempo it had.
 Beats are reported in the block where the clock's *predicted* beat falls, with the onset detector's own delay
 taken off (`delay_s`), so an effect on the beat lands with it rather than after it. Nothing looks ahead.
 """
