@@ -20,7 +20,7 @@ from vj.engine.guidance import make_cutouts, spherical_distance
 from vj.models.loading import load_models
 
 FPS = 8
-CHANGE_AT = 1.5                         # the cue change, seconds into the sheet
+CHANGE_AT = 1.0                         # the cue change, seconds into the sheet
 FIRST_FRAMES = 4                        # frames after the change whose loss is compared
 
 
