@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 1000)           # milliseconds
 AAC_FRAME = 1024                        # samples per AAC frame
+SOUND_AHEAD_S = 0.25                    # how far the sound may be encoded past the newest frame before the end
 
 
 class ShowRecorder:
@@ -54,12 +55,16 @@ class ShowRecorder:
         self._audio: RingBuffer | None = None  # this recorder's reader of the show's audio ring
         self._audio_start = 0           # ring position at the show's start: audio time 0
         self._audio_end: int | None = None  # ring position at the show's end (set by close)
+        # Wall time of the newest frame offered: the sound is encoded no further than just past it, so sound the
+        # ring still takes in while the show shuts down (a rehearsal's track plays on until stopped) is not kept.
+        self._newest_wall = 0.0
         self._thread = threading.Thread(target=self._encode, name="vj-recorder", daemon=True)
         self._thread.start()
 
     def offer(self, wall: float, frame: np.ndarray) -> None:
         """A displayed frame [H, W, 3] uint8 shown `wall` seconds into the show; dropped (and counted) if the encoder
         is behind or the window has become smaller than the recording."""
+        self._newest_wall = max(self._newest_wall, wall)
         if frame.shape[0] < self.height or frame.shape[1] < self.width:
             self.dropped += 1
             return
@@ -118,14 +123,17 @@ class ShowRecorder:
         place in the ring since the show began, so a gap (the encoder fell behind the ring) stays a gap."""
         reader, rate = self._audio, self.sample_rate
         while True:
-            if self._audio_end is not None and reader.read_pos + AAC_FRAME > self._audio_end:  # the show has ended
+            end = self._audio_end  # the show's end, once close has said it; until then just past the newest frame
+            if end is None:
+                end = self._audio_start + int((self._newest_wall + SOUND_AHEAD_S) * rate)
+            if reader.read_pos + AAC_FRAME > end:
                 samples = None
             else:
                 samples = reader.read(AAC_FRAME)
             if samples is not None:
                 pts = reader.read_pos - AAC_FRAME - self._audio_start
             else:
-                left = min(reader.written, self._audio_end or reader.written) - reader.read_pos
+                left = min(reader.written, end) - reader.read_pos
                 if not final or left <= 0:
                     return
                 samples = np.pad(reader.read(left), (0, AAC_FRAME - left))  # the encoder wants whole frames
