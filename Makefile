@@ -12,11 +12,9 @@ system-deps:
 	@scripts/system_deps.sh
 
 # Reinstalled when the dependencies change. torch comes from the registry (the CUDA build runs on a CPU too).
-# --no-compile: Python compiles what is imported when it is first imported; compiling all of torch up front took
-# 40 s of the install (1m53 against 1m14 on the 2-core VM).
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check --progress-bar off --no-compile -e ".[test,link,ndi]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --progress-bar off -e ".[test,link,ndi]"
 	touch $@
 
 demo: setup
