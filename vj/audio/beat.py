@@ -177,10 +177,11 @@ class BeatTracker:
         comb = np.zeros((3, lags.shape[0]))
         counts = np.zeros(lags.shape[0])
         peak = _widen(ac, 1)
+        widened = {1: peak, 2: _widen(ac, 2)}  # slack for k = 1, 2 and k = 3, 4
         for k in range(1, 5):
             at = k * lags
             inside = at < 0.75 * n
-            comb += np.where(inside, _widen(ac, (k + 1) // 2)[:, np.minimum(at, n - 1)], 0.0)
+            comb += np.where(inside, widened[(k + 1) // 2][:, np.minimum(at, n - 1)], 0.0)
             counts += inside
         comb /= np.maximum(counts, 1)
         score = comb.mean(axis=0) * self.prior
@@ -218,14 +219,12 @@ class BeatTracker:
         the mid band repeats at twice the beat, not at the beat. Without one, the odd multiples decide: a period
         whose odd multiples correlate as well as its even ones is the beat, one whose odd multiples are weak is half
         of it (eighth-note hats at 85 BPM)."""
-        lags = self.lags
         lag = self._refine(score, best)
         choices = {i: f * lag for f in (0.5, 1.0, 2.0) if (i := self._index(f * lag)) is not None}
         # A kick on every beat (four on the floor) says it outright, whatever else repeats by the bar.
         kicks = [i for i in choices if choices[i] <= lag and _four_on_the_floor(ac[0], choices[i], n)]
         if kicks:  # the pick or its half: when both, the likelier DJ tempo (170 drum & bass, not 85)
             return max(kicks, key=lambda i: self.prior[i])
-        choices = {i: f * lag for f in (0.5, 1.0, 2.0) if (i := self._index(f * lag)) is not None}
         backbeat = {i: self._backbeat(ac[1], choices[i], n) for i in choices}
         strongest = max(backbeat.values())
         if strongest > 0.15:
@@ -268,8 +267,8 @@ class BeatTracker:
         positions = n - 1 - offsets[:, None] - np.round(np.arange(beats_back)[None, :] * lag).astype(int)
         half = positions + int(round(lag / 2))
         on = np.where(positions >= 0, accent[np.clip(positions, 0, n - 1)], 0.0)
-        off = np.where((positions >= 0) & (half < n), hats[np.clip(half, 0, n - 1)] - hats[np.clip(positions, 0, n - 1)],
-                       0.0)
+        at_beat = hats[np.clip(positions, 0, n - 1)]
+        off = np.where((positions >= 0) & (half < n), hats[np.clip(half, 0, n - 1)] - at_beat, 0.0)
         scores = ((on + 0.5 * off) * weights).sum(axis=1)
         offset = int(np.argmax(scores))
         spread = float(scores.max() - np.median(scores))
