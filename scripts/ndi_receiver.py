@@ -2,7 +2,8 @@
 [frame number, perf_counter when it arrived] for each frame as JSON when the frames stop for 3 s (or after
 SECONDS). The number is read from the strip of blocks the benchmark draws along the top of each picture.
 
-It imports numpy and cyndilib only. cyndilib's `receive` holds the interpreter lock while it waits for a frame;
+It imports numpy, cyndilib and the standard library only (its connection: `tests/ndi_check.py`'s `connect`,
+which imports no more). cyndilib's `receive` holds the interpreter lock while it waits for a frame;
 with anything else in the process that wants the lock now and then (PyAV's import alone, or a thread waiting on a
 pipe), frames came out of it 100 ms apart, a few at a time, and every latency looked that long.
 
@@ -14,10 +15,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from cyndilib import Finder, Receiver, RecvBandwidth, RecvColorFormat, VideoRecvFrame
 from cyndilib.receiver import ReceiveFrameType
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ndi_check import connect  # noqa: E402  (tests/ is not a package)
 
 CODE_BITS = 16                          # as bench_outputs.py draws them: a white block, 16 bits, a black block
 
@@ -32,18 +36,10 @@ def read_code(picture: np.ndarray) -> int | None:
 
 
 def main(name: str, seconds: float) -> dict:
-    finder = Finder()
-    finder.open()
-    deadline, source = time.time() + 15, None
-    while source is None and time.time() < deadline:
-        finder.wait_for_sources(0.5)
-        source = next((s for s in finder if s.stream_name == name), None)
-    if source is None:
+    finder, receiver, video = connect(name)
+    if receiver is None:
+        finder.close()
         return {"error": f"source {name!r} not found"}
-    receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
-    video = VideoRecvFrame()
-    receiver.set_video_frame(video)
-    receiver.set_source(source)
     arrived, data, ends, last = [], None, time.perf_counter() + seconds, time.perf_counter()
     while time.perf_counter() < ends and (not arrived or time.perf_counter() - last < 3.0):
         receiver.receive(ReceiveFrameType.recv_video, 100)

@@ -54,24 +54,35 @@ def send() -> dict:
             "offer_ms_max": 1000 * max(offer_s), "send_ms_mean": 1000 * output.send_s / max(1, output.sent)}
 
 
-def receive() -> dict:
+def connect(name: str, timeout_s: float = 15.0):
+    """Waits up to timeout_s for the NDI source `name` and connects a cyndilib receiver to it (RGBX, full bandwidth):
+    (finder, receiver, video frame), receiver and frame None if the source did not appear. The caller closes the
+    finder. (`scripts/ndi_receiver.py`, the benchmark's receiver, connects with this too.)"""
     from cyndilib import Finder, Receiver, RecvBandwidth, RecvColorFormat, VideoRecvFrame
-    from cyndilib.receiver import ReceiveFrameType
 
-    sender = subprocess.Popen([sys.executable, __file__, "send"], stdout=subprocess.PIPE, text=True)
     finder = Finder()
     finder.open()
-    deadline, source = time.time() + 15, None
+    deadline, source = time.time() + timeout_s, None
     while source is None and time.time() < deadline:
         finder.wait_for_sources(0.5)
-        source = next((s for s in finder if s.stream_name == SOURCE), None)
+        source = next((s for s in finder if s.stream_name == name), None)
     if source is None:
-        sender.kill()
-        return {"error": f"source {SOURCE!r} not found; sources: {finder.get_source_names()}"}
+        return finder, None, None
     receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
     video = VideoRecvFrame()
     receiver.set_video_frame(video)
     receiver.set_source(source)
+    return finder, receiver, video
+
+
+def receive() -> dict:
+    from cyndilib.receiver import ReceiveFrameType
+
+    sender = subprocess.Popen([sys.executable, __file__, "send"], stdout=subprocess.PIPE, text=True)
+    finder, receiver, video = connect(SOURCE)
+    if receiver is None:
+        sender.kill()
+        return {"error": f"source {SOURCE!r} not found; sources: {finder.get_source_names()}"}
     captured, pixels, data = 0, None, None
     while sender.poll() is None:
         receiver.receive(ReceiveFrameType.recv_video, 100)
