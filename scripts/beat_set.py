@@ -245,7 +245,7 @@ def check(out: Path, entries: list[dict]) -> None:
     from scipy.signal import butter, sosfilt
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_beats import import_madmom
+    from bench_beats import MATCH_WINDOW, import_madmom, median_offset_ms
 
     madmom = import_madmom()
     plots = out / "plots"
@@ -257,10 +257,9 @@ def check(out: Path, entries: list[dict]) -> None:
         reference = np.loadtxt(out / f"{name}.beats.txt", ndmin=1)
         activation = madmom.features.beats.RNNBeatProcessor()(madmom.audio.signal.Signal(mono, sample_rate=rate))
         offline = madmom.features.beats.DBNBeatTrackingProcessor(fps=100)(activation)
-        f = mir_eval.beat.f_measure(reference, offline, 0.07)
-        nearest = reference[np.abs(offline[:, None] - reference[None, :]).argmin(axis=1)]
-        matched = (offline - nearest)[np.abs(offline - nearest) <= 0.07]
-        offset_ms = float(np.median(matched)) * 1000 if matched.size else float("nan")
+        f = mir_eval.beat.f_measure(reference, offline, MATCH_WINDOW)
+        offset_ms = median_offset_ms(reference, offline)
+        offset_ms = float("nan") if offset_ms is None else offset_ms
         print(f"{name:26s} offline madmom vs reference: F {f:.3f}  median offset {offset_ms:+.1f} ms")
         # Kicks show in the low band (drawn up), snares and hats in the high band (drawn down).
         low = np.abs(sosfilt(butter(4, 150, "low", fs=rate, output="sos"), mono))

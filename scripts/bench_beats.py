@@ -86,16 +86,23 @@ def aubio_tempo(samples: np.ndarray, rate: int, window: int = 1024, hop: int = 5
 PEERS: dict[str, Tracker] = {"madmom-online": madmom_online, "aubio": aubio_tempo}
 
 
+def median_offset_ms(reference: np.ndarray, estimate: np.ndarray) -> float | None:
+    """The median of (estimated beat - nearest reference beat) over the beats within MATCH_WINDOW, in ms (negative:
+    early); None when none match."""
+    if not (estimate.size and reference.size):
+        return None
+    nearest = reference[np.abs(estimate[:, None] - reference[None, :]).argmin(axis=1)]
+    offsets = [d for d in estimate - nearest if abs(d) <= MATCH_WINDOW]
+    return float(np.median(offsets)) * 1000 if offsets else None
+
+
 def score(reference: np.ndarray, estimate: np.ndarray) -> dict:
     reference, estimate = mir_eval.beat.trim_beats(reference), mir_eval.beat.trim_beats(estimate)
     _, cml_t, _, aml_t = mir_eval.beat.continuity(reference, estimate)
-    offsets = []
-    if estimate.size and reference.size:
-        nearest = reference[np.abs(estimate[:, None] - reference[None, :]).argmin(axis=1)]
-        offsets = [d for d in estimate - nearest if abs(d) <= MATCH_WINDOW]
+    offset_ms = median_offset_ms(reference, estimate)
     return {"f": round(float(mir_eval.beat.f_measure(reference, estimate, MATCH_WINDOW)), 4),
             "cmlt": round(float(cml_t), 4), "amlt": round(float(aml_t), 4),
-            "offset_ms": round(float(np.median(offsets)) * 1000, 1) if offsets else None,
+            "offset_ms": round(offset_ms, 1) if offset_ms is not None else None,
             "beats": int(estimate.size)}
 
 
