@@ -9,8 +9,11 @@ time under 1-2 ms of jitter.
   0.67 ms), a virtual port sending clock on a nominal grid with each clock 1-2 ms late at random (a USB interface's
   jitter), vj's `MidiClockIn` on it. Tempo steps 120 -> 174 -> 90 -> 128 BPM; after every clock the reading is
   compared with the tempo sent. Settling: the beats from a change until the error stays under 0.2 BPM.
+- With `--live N`, also N runs of the whole show following Link (tests/link_cue_check.py: `vj live --headless` with
+  the tiny networks, its OSC feedback read here): how long a tempo change, a stop and a start take to come back,
+  and vj's beat against the peer's (each sample including the datagram's way over loopback).
 
-    python scripts/bench_tempo.py --out out/bench/tempo.json [--beats 16]
+    python scripts/bench_tempo.py --out out/bench/tempo.json [--beats 16] [--live 3]
 """
 
 from __future__ import annotations
@@ -73,6 +76,29 @@ def link(samples: int) -> dict:
     finally:
         follower.close()
         peer.close()
+
+
+def live(runs: int) -> dict:
+    """`vj live --headless` following a Link peer, `runs` times (tests/link_cue_check.py), in a temporary folder."""
+    import tempfile
+
+    from link_cue_check import main as follow
+
+    command = [sys.executable, "-m", "vj.cli", "live", "--headless", "--duration", "60", "--set",
+               "model.generator=tiny", "--set", "model.clip=tiny", "--set", "optimizer.cutouts=4", "--set",
+               "display.width=320", "--set", "display.height=180", "--set", "display.max_fps=30"]
+    changes: dict[str, list[float]] = {"to_128_s": [], "to_140_s": [], "stop_s": [], "start_s": []}
+    phases: list[float] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as folder:
+            seen = follow(Path(folder), command)
+        if not seen.get("following"):
+            return {"error": "vj did not follow the peer", "vj_said": seen.get("vj_said", "")[-2000:]}
+        for key, values in changes.items():
+            values.append(seen[key] if seen[key] is not None else float("nan"))
+        phases += seen["phase_ms_128"] + seen["phase_ms_140"]
+    return {"runs": runs, **{key[:-2] + "_ms": [round(v * 1000, 1) for v in values] for key, values in changes.items()},
+            "beat_error": quantiles(phases, "ms"), "beat_error_mean_signed_ms": round(float(np.mean(phases)), 3)}
 
 
 # -- MIDI clock on a JACK server of the script's own --------------------------------------------------------------
@@ -141,15 +167,18 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file to write")
     parser.add_argument("--beats", type=int, default=16, help="MIDI clock: beats at each tempo")
     parser.add_argument("--samples", type=int, default=100, help="Link: phase samples at each tempo")
+    parser.add_argument("--live", type=int, default=0, help="runs of `vj live --headless` following Link (0: none)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)  # in the private namespace
     args = parser.parse_args()
     if not args.inside:
         if os.geteuid() != 0 or shutil.which("unshare") is None:
             raise SystemExit("Link is measured in a private network namespace only: run as root, with unshare(1)")
         command = f"ip link set lo up && exec {sys.executable} {__file__} --inside --out {args.out} " \
-                  f"--beats {args.beats} --samples {args.samples}"
+                  f"--beats {args.beats} --samples {args.samples} --live {args.live}"
         raise SystemExit(subprocess.call(["unshare", "-n", "sh", "-c", command]))
     result = {"link": link(args.samples), "midi_clock": midi_clock(args.beats)}
+    if args.live:
+        result["link_live"] = live(args.live)
     result["machine"] = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                          "cores": os.cpu_count(), "date": datetime.now(timezone.utc).isoformat()}
     print(json.dumps(result, indent=1), flush=True)

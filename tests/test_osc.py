@@ -14,6 +14,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from conftest import free_port, wait_for
 from vj.control.osc import OscControl
 from vj.control.state import ShowState
+from vj.control.tempo import Tempo
 
 
 @pytest.fixture()
@@ -127,9 +128,13 @@ def test_feedback_reaches_a_real_osc_server():
     text = ""
     try:
         deadline = time.time() + 10
-        wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps", "/vj/state/tempo")
+        wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/playing", "/vj/state/beat",
+                  "/vj/state/fps", "/vj/state/tempo")
+        bar = 0
         while not all(address in text for address in wanted) and time.time() < deadline:
-            control.send_feedback(2, "neon rain", 124.0, 59.7, "link", force=True)  # UDP: resend until oscdump is up
+            control.send_feedback(2, "neon rain", 59.7, force=True)  # UDP: resend until oscdump is up
+            bar += 1  # the beat goes once in each beat of the grid: beat 2 (the third) of a new bar each time
+            control.send_tempo(Tempo(124.0, 4.0 * bar + 2.0, time.perf_counter(), True, "link"), force=True)
             while select.select([dump.stdout], [], [], 0.2)[0]:
                 text += dump.stdout.readline()
     finally:
@@ -137,6 +142,7 @@ def test_feedback_reaches_a_real_osc_server():
         dump.terminate()
     assert "/vj/state/cue i 2" in text and '/vj/state/prompt s "neon rain"' in text
     assert "/vj/state/fps f 59.7" in text and '/vj/state/tempo s "link"' in text
+    assert "/vj/state/bpm f 124" in text and "/vj/state/playing i 1" in text and "/vj/state/beat f 2.0" in text
 
 
 def test_port_already_taken_is_a_clear_error():
@@ -250,11 +256,42 @@ def test_an_unresolvable_feedback_host_warns_once_and_sends_nothing(caplog):
     control = OscControl(ShowState(), "127.0.0.1", free_port(), feedback="vj-no-such-host.invalid:9000")
     try:
         for _ in range(3):
-            control.send_feedback(1, "a cue", 120.0, 60.0)
+            control.send_feedback(1, "a cue", 60.0)
+            control.send_tempo(Tempo(120.0, 0.0, time.perf_counter(), True, "audio"))
     finally:
         control.stop()
     said = [r.getMessage() for r in caplog.records if "vj-no-such-host.invalid" in r.getMessage()]
     assert len(said) == 1 and "not sending feedback" in said[0], said
+
+
+def test_tempo_feedback_goes_at_once_on_a_change_and_the_beat_once_a_beat():
+    """send_tempo with readings as a tempo source would give them, a real UDP socket as the surface: the tempo goes
+    when it moved by 0.05 BPM or more (not for a tracker's wobble), the transport when it starts or stops, the beat
+    in the bar once in each beat of a running grid."""
+    from pythonosc.osc_message import OscMessage
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as surface:
+        surface.bind(("127.0.0.1", 0))
+        surface.settimeout(0.3)
+        control = OscControl(ShowState(), "127.0.0.1", free_port(), feedback=f"127.0.0.1:{surface.getsockname()[1]}")
+        try:
+            readings = [(128.0, 4.5, True), (128.03, 4.6, True), (128.03, 5.01, True), (128.1, 5.2, True),
+                        (128.1, 5.3, False), (128.1, 6.3, False), (128.1, 6.4, True)]
+            for bpm, beat, playing in readings:
+                control.send_tempo(Tempo(bpm, beat, time.perf_counter(), playing, "link"))
+        finally:
+            control.stop()
+        heard = []
+        try:
+            while True:
+                m = OscMessage(surface.recv(65536))
+                heard.append((m.address.removeprefix("/vj/state/"), m.params[0]))
+        except socket.timeout:
+            pass
+    beats = [round(value, 2) for address, value in heard if address == "beat"]
+    assert beats == [0.5, 1.01, 2.4], heard  # the beat in the bar, once a beat and not while stopped
+    assert [(a, round(v, 2) if isinstance(v, float) else v) for a, v in heard if a != "beat"] == [
+        ("bpm", 128.0), ("playing", 1), ("tempo", "link"), ("bpm", 128.1), ("playing", 0), ("playing", 1)], heard
 
 
 def test_a_feedback_port_out_of_range_is_a_clear_error_before_the_show():
@@ -327,7 +364,8 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
 
     first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
     assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,
-                            "/vj/state/fps": first_second.get("/vj/state/fps"), "/vj/state/tempo": "audio"}, heard
+                            "/vj/state/playing": 0, "/vj/state/fps": first_second.get("/vj/state/fps"),
+                            "/vj/state/tempo": "audio"}, heard
     assert isinstance(first_second["/vj/state/fps"], float)
 
     def changes(address: str) -> list:
@@ -337,7 +375,8 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     assert changes("/vj/state/cue") == [0, 1, 3, 1, 2, 3, 4], heard
     assert changes("/vj/state/prompt") == [f"cue {i}" for i in (0, 1, 3, 1, 2, 3, 4)], heard
     end = max(when for when, _, _ in heard)
-    for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/fps", "/vj/state/tempo"):
+    for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/playing", "/vj/state/fps",
+                    "/vj/state/tempo"):
         assert sum(1 for when, a, _ in heard if a == address and when > end - 2.2) >= 2, (address, heard)
 
 

@@ -225,6 +225,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             snap, inputs = state.snapshot(), None
             # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
             osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override))
+            osc.send_tempo(tempo.read())  # a tempo change or a stop as soon as it is read, the beat on each beat
             if shown_seq and not snap.blackout:
                 blend = min(1.0, (now - frame_shown_at) / frame_interval)
                 inputs = effect_inputs(clock.now(), features(), snap, blend)
@@ -255,12 +256,13 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched,
                                          outputs)
                 lines = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
-                                  tempo.source, heard.beat_confidence)
+                                  tempo.source, heard.beat_confidence, tempo.read().playing)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
                 osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override),
-                                  heard.bpm, fps, tempo.source, force=True)
+                                  fps, force=True)
+                osc.send_tempo(tempo.read(), force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:
                     watched.reload_if_changed()

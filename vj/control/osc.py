@@ -7,8 +7,9 @@ tags say is read anyway (a number cut short padded with zeros; all three counted
 time-tagged in the future makes python-osc sleep in the server thread (here it is scheduled on a timer, at most
 `MAX_AHEAD_S` ahead, and the server keeps serving); since 1.9 a handler's return value is sent back to the sender
 (nothing is returned here).
-Feedback (cue, prompt, bpm, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show state:
-cue and prompt as soon as they change, every message once a second (a surface started later learns the state).
+Feedback (cue, prompt, tempo, beat, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show
+state: cue, prompt, tempo and transport as soon as they change, the beat on each beat, every state message once a
+second (a surface started later learns the state).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from vj.config import host_port, ip_networks
 from vj.control.state import PARAMS, ControlError, ShowState
+from vj.control.tempo import Tempo
 from vj.cues.prompts import PromptError, WeightedPrompt, format_prompts, parse_prompts
 from vj.cues.timeline import Timeline
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_AHEAD_S = 4.0                       # a bundle further in the future than this is applied at this horizon
 MAX_STRING = 1000                       # longest prompt accepted (characters)
+BPM_STEP = 0.05                         # a tempo that moved this much is sent at once (a tracker's wobble is not)
 LOGGED_PER_KIND = 5                     # bad messages of one kind logged in full before only every 100th is
 
 ADDRESSES: dict[str, tuple[str, str]] = {
@@ -55,8 +58,11 @@ ADDRESSES: dict[str, tuple[str, str]] = {
 FEEDBACK = {
     "/vj/state/cue": "i: the show's cue (the cue sheet at the show clock; -1 = none), at once when it changes",
     "/vj/state/prompt": "s: the prompt on stage (live, or the cue sheet's mix; texts), at once when it changes",
-    "/vj/state/bpm": "f: the show's tempo (0 = none yet)", "/vj/state/fps": "f: displayed frames per second",
+    "/vj/state/bpm": "f: the show's tempo (0 = none yet), at once when it moves by 0.05 or more",
+    "/vj/state/playing": "i: 1 while the tempo source's grid runs (its transport plays), 0 stopped; at once",
+    "/vj/state/beat": "f: on each beat, the beat in the bar when sent (0 = downbeat; Link's and MIDI clock's bars)",
     "/vj/state/tempo": "s: where the tempo comes from: audio, link or midi_clock (control.tempo_source)",
+    "/vj/state/fps": "f: displayed frames per second",
 }
 
 
@@ -67,7 +73,7 @@ def address_table() -> str:
     lines.append("parameters (/vj/param/<name>):")
     lines += [f"  {p.name:16s} {p.low:g}..{p.high:g} (default {p.default:g}) {p.help}" for p in PARAMS.values()]
     lines.append("")
-    lines.append("feedback sent to control.osc_feedback (host:port), every message once a second:")
+    lines.append("feedback sent to control.osc_feedback (host:port), every state message once a second:")
     lines += [f"  {a:22s} {text}" for a, text in FEEDBACK.items()]
     return "\n".join(lines)
 
@@ -246,6 +252,7 @@ class OscControl:
         self.server.verify_request = verify
         self.address = self.server.server_address
         self._last_feedback: dict[str, object] = {}
+        self._last_beat: int | None = None  # the grid's beat the beat feedback was last sent in
         self._thread = threading.Thread(target=self.server.serve_forever, name="vj-osc", daemon=True)
 
     def _listen(self, host: str, port: int, port_search: int) -> BlockingOSCUDPServer:
@@ -277,24 +284,44 @@ class OscControl:
         self.scheduler.stop()
 
     # -- feedback ---------------------------------------------------------------------------------------------
-    def send_feedback(self, cue: int, prompt: str, bpm: float | None = None, fps: float | None = None,
-                      tempo: str | None = None, force: bool = False) -> None:
+    def send_feedback(self, cue: int, prompt: str, fps: float | None = None, force: bool = False) -> None:
         """Sends each value given that changed, or with force every value given, to the feedback client (if one is
         configured). The show calls it each frame with cue and prompt (`show_cue`), so a change goes out at once,
         and once a second with everything and force, so a surface started later (or one that lost a datagram)
         learns the state."""
-        if self.feedback is None:
-            return
         values: dict[str, object] = {"/vj/state/cue": int(cue), "/vj/state/prompt": prompt}
-        if bpm is not None:
-            values["/vj/state/bpm"] = float(bpm)
         if fps is not None:
             values["/vj/state/fps"] = round(float(fps), 1)
-        if tempo is not None:
-            values["/vj/state/tempo"] = tempo
-        changed = {a: v for a, v in values.items() if force or self._last_feedback.get(a) != v}
-        self._last_feedback.update(changed)  # a failed send is retried once a second, not on every frame
-        for address, value in changed.items():
+        self._send({a: v for a, v in values.items() if force or self._last_feedback.get(a) != v})
+
+    def send_tempo(self, reading: Tempo, force: bool = False) -> None:
+        """The tempo source's reading, each frame: its tempo when it moved by `BPM_STEP` or more since the last one
+        sent, its transport and source when they change, and on the first call in each beat of a running grid the
+        beat in the bar at the moment of sending (a surface's beat light; the tracker's bars are vj's own count).
+        With force, the tempo, transport and source all go (the once-a-second repeat)."""
+        if self.feedback is None:
+            return
+        playing = int(reading.playing and reading.bpm > 0)
+        values: dict[str, object] = {}
+        beat = reading.beat_at(time.perf_counter())
+        if playing and math.floor(beat) != self._last_beat:
+            self._last_beat = math.floor(beat)
+            values["/vj/state/beat"] = float(beat % reading.quantum)  # first: sent microseconds after it was read
+        sent_bpm = self._last_feedback.get("/vj/state/bpm")
+        if force or sent_bpm is None or abs(reading.bpm - sent_bpm) >= BPM_STEP:
+            values["/vj/state/bpm"] = float(reading.bpm)
+        for address, value in (("/vj/state/playing", playing), ("/vj/state/tempo", reading.source)):
+            if force or self._last_feedback.get(address) != value:
+                values[address] = value
+        self._send(values)
+
+    def _send(self, values: dict[str, object]) -> None:
+        """Sends each address its value, noting what was sent: a failed send is retried with the next once-a-second
+        repeat, not on every frame."""
+        if self.feedback is None or not values:
+            return
+        self._last_feedback.update(values)
+        for address, value in values.items():
             try:
                 self.feedback.send_message(address, value)
             except OSError as e:

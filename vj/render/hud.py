@@ -103,7 +103,7 @@ WAITING = "waiting for the start cue: OSC /vj/start, a MIDI note mapped to start
 
 def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | None, fps: float, bpm: float,
               snap: ShowSnapshot, warnings: list[str], tempo_source: str = "audio", confidence: float = 0.0,
-              ) -> list[str]:
+              playing: bool = True) -> list[str]:
     """What the performer sees: cue now and next, rates and the tempo (and where it comes from), who changed what
     last, then every warning ("! ...")."""
     t = clock.now()
@@ -117,7 +117,7 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     if snap.prompt_override:
         lines.append(f"live prompt: {snap.prompt_override[:70]}")
     lines.append(f"{fps:5.1f} fps   {frame.steps_per_second if frame else 0:4.1f} guided steps/s   "
-                 + tempo_text(bpm, tempo_source, confidence)
+                 + tempo_text(bpm, tempo_source, confidence, playing)
                  + ("   FROZEN" if snap.freeze else "") + ("   BLACKOUT" if snap.blackout else ""))
     if frame is not None and frame.quality:
         lines.append(f"quality: {frame.quality}")
@@ -127,12 +127,13 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     return lines + [f"! {warning}" for warning in warnings]
 
 
-def tempo_text(bpm: float, source: str, confidence: float = 0.0) -> str:
-    """The tempo and its source; the beat tracker's with how sure it is (low: a breakdown, it coasts)."""
+def tempo_text(bpm: float, source: str, confidence: float = 0.0, playing: bool = True) -> str:
+    """The tempo and its source; the beat tracker's with how sure it is (low: a breakdown, it coasts); Link's or
+    MIDI clock's "stopped" while their transport is (the beat grid, and cues held to it, wait)."""
     label = LABELS.get(source, source)
     if bpm > 0:
         sure = f", {confidence:.0%} sure" if source == "audio" else ""
-        return f"{bpm:5.1f} bpm ({label}{sure})"
+        return f"{bpm:5.1f} bpm ({label}{sure}{'' if playing or source == 'audio' else ', stopped'})"
     return "tempo: listening" if source == "audio" else f"tempo: waiting for {label}"
 
 
