@@ -71,19 +71,19 @@ class Feedback:
         self.sock.close()
 
 
-def phase_errors_ms(peer: Peer, feedback: Feedback, after: float, seconds: float) -> list[float]:
+def phase_errors_ms(peer: Peer, feedback: Feedback, after: float, seconds: float) -> tuple[list[float], dict]:
     """vj's beat feedback for `seconds` after `after`, each value (the beat in the bar as vj sent it) minus the
     peer's beat in the bar as the datagram arrived, in milliseconds. The peer's tempo holds meanwhile, so one reading
     of it, taken after, places its grid at any instant. Each error includes the datagram's way over loopback (vj's
     beat is read just before its send, the arrival stamped just after the receive): a late arrival reads as vj
-    behind."""
+    behind. Also the peer's reading."""
     time.sleep(seconds)
     theirs = peer.say("beat")
     errors = []
     for at, value in feedback.since("/vj/state/beat", after):
         peer_beat = theirs["beat"] + (at - theirs["at"]) * theirs["bpm"] / 60.0
         errors.append(((value - peer_beat + 2.0) % 4.0 - 2.0) * 60000.0 / theirs["bpm"])
-    return errors
+    return errors, theirs
 
 
 def following_the_peer(peer: Peer, feedback: Feedback) -> dict:
@@ -95,7 +95,7 @@ def following_the_peer(peer: Peer, feedback: Feedback) -> dict:
         changed = peer.say(f"tempo {bpm:g}")["at"]
         followed = feedback.wait("/vj/state/bpm", lambda v, bpm=bpm: abs(v - bpm) < 0.1, 2.0, after=changed)
         seen[f"to_{bpm:g}_s"] = None if followed is None else followed - changed
-        seen[f"phase_ms_{bpm:g}"] = phase_errors_ms(peer, feedback, changed + 0.5, 3.0)
+        seen[f"phase_ms_{bpm:g}"], seen[f"peer_{bpm:g}"] = phase_errors_ms(peer, feedback, changed + 0.5, 3.0)
         seen[f"bpm_{bpm:g}"] = [value for _, value in feedback.since("/vj/state/bpm", followed or changed)]
     stopped = peer.say("play 0")["at"]
     followed = feedback.wait("/vj/state/playing", (0).__eq__, 2.0, after=stopped)
@@ -116,7 +116,9 @@ def main(out: Path, command: list[str]) -> dict:
                            # would take the grid as running, and see no stop until it had seen a start)
     feedback = Feedback()
     sheet = out / "show.lrc"
-    sheet.write_text("[00:00.00]a quiet field at dawn\n[10:00.00]a neon city at night\n")
+    # the jump goes to 10:00; a second later the {q=bar} cue's own time comes, while the peer plays 128 BPM
+    sheet.write_text("[00:00.00]a quiet field at dawn\n[10:00.00]a neon city at night\n"
+                     "[10:01.00]a stained glass window {q=bar}\n")
     recording = out / "show.mp4"
     vj = subprocess.Popen([*command, "--lrc", str(sheet), "--record", str(recording), "--set", "cues.quantize=bar",
                            "--set", "control.tempo_source=link", "--set", f"control.osc_port={OSC_PORT}",
@@ -147,6 +149,7 @@ def main(out: Path, command: list[str]) -> dict:
         seen["prompt_at"] = feedback.wait("/vj/state/prompt", PROMPT.__eq__, 5.0, after=sent)
         seen["peer_after"] = peer.say("beat")
         seen.update(following_the_peer(peer, feedback))
+        seen["held_cue_at"] = feedback.first("/vj/state/cue", (2).__eq__)
         client.send_message("/vj/quit", [])
         seen["vj_exit"] = vj.wait(timeout=30)
     finally:
@@ -159,7 +162,7 @@ def main(out: Path, command: list[str]) -> dict:
         seen["vj_returned"] = vj.poll()
         seen["vj_said"] = "".join(said)  # whole: a show that ended early says why somewhere in it
     log = [json.loads(line) for line in recording.with_suffix(".controls.jsonl").read_text().splitlines()]
-    seen["log"] = [line for line in log if line["what"] in ("cue_next", "prompt", "clock")]
+    seen["log"] = [line for line in log if line["what"] in ("cue_next", "prompt", "clock", "cue_starts")]
     with av.open(str(recording)) as container:
         video = container.streams.video[0]
         seen["frame_times"] = sorted(float(p.pts * p.time_base) for p in container.demux(video) if p.pts is not None)

@@ -105,9 +105,13 @@ def test_control_log_round_trip_and_replay(tmp_path):
     writer.clock(3.5, 30.0, True)                                      # ... which moved the show clock to 30 s
     writer.write(4.0, 30.5, "osc", "blackout", True)
     writer.write(4.5, 31.0, "osc", "no_such_thing", 1)
+    writer.cue_starts(4.6, 31.1, {3: 31.52})                           # a {q} cue placed on the tempo grid
+    writer.cue_starts(4.7, 31.2, {3: 31.5204})                         # ... the grid read afresh: not logged again
+    writer.cue_starts(4.8, 31.3, {3: 31.54})                           # ... a tempo change moved it
     writer.close(6.0, 32.5)
     show = read_show_log(path)
     assert show.end == 6.0 and show.config() == Config() and len(show.entries) == 7
+    assert show.cue_starts == [(4.6, {3: 31.52}), (4.8, {3: 31.54})]
     replay = ControlReplay(show)
     assert [replay.show_time(w) for w in (0.0, 0.4, 0.5, 1.5, 3.5, 5.0)] == [0.0, 0.0, 0.0, 1.0, 30.0, 31.5]
     state = ShowState.from_config(DirectorConfig())
@@ -118,6 +122,10 @@ def test_control_log_round_trip_and_replay(tmp_path):
     assert snap.values["hue_shift"] == 0.75 and snap.prompt_override == "a glass city" and not snap.blackout
     replay.apply_until(state, 10.0)
     assert state.snapshot().blackout and replay.ignored == 1
+    timeline = Timeline(parse_lrc("[00:10.00]a\n[00:20.00]b\n[00:31.00]c\n[00:31.20]d {q=bar}\n"))
+    assert replay.held(timeline, 4.5).start_of(3) == 31.2 and replay.held(timeline, 4.7).start_of(3) == 31.52
+    assert replay.held(timeline, 4.75) is replay.held(timeline, 4.7)     # the same places: the same view
+    assert replay.held(timeline, 5.0).index_at(31.53) == 2 and replay.held(timeline, 5.0).index_at(31.54) == 3
 
 
 @pytest.mark.parametrize("text, message", [
@@ -127,6 +135,8 @@ def test_control_log_round_trip_and_replay(tmp_path):
     (HEAD + '{"wall": 1, "t": "x", "source": 1, "what": 2}\n', ":2: not a control log line"),
     (HEAD + '{"wall": 1, "t": NaN, "source": "osc", "what": "freeze"}\n', ":2: not a control log line"),
     (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "clock", "value": 3}\n', ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": {"x": 1}}\n', ":2: not a control"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": [1]}\n', ":2: not a control"),
 ])
 def test_bad_control_logs_name_file_and_line(tmp_path, text, message):
     path = tmp_path / "bad.jsonl"

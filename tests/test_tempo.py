@@ -238,7 +238,7 @@ def test_vj_live_follows_a_link_peer_and_holds_a_cue_sent_mid_bar_to_the_next_do
     Then the peer goes to 128 BPM and 140, stops and starts, and vj's OSC feedback follows: its tempo within 0.1 BPM,
     its beat within 2 ms of the peer's (median; each sample also carries the datagram's way over loopback), each
     change back within 0.2 s (vj reads Link every 10 ms and sends a change in the next frame), no beat while
-    stopped."""
+    stopped. The cue sheet's own {q=bar} cue, due while the peer plays 128, starts on its downbeat too."""
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"} | {
         "PYTHONUNBUFFERED": "1", "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
     seen = in_private_network("link_cue_check.py", str(tmp_path), *VJ, "live", "--headless", "--duration", "60",
@@ -268,6 +268,14 @@ def test_vj_live_follows_a_link_peer_and_holds_a_cue_sent_mid_bar_to_the_next_do
     assert due - seen["sent"] - 0.05 <= held <= due - seen["sent"] + frame + slack, (held, due - seen["sent"], frame)
     assert abs(prompted["wall"] - jumped["wall"]) <= frame + slack and prompted["value"] == "a glass cathedral", log
 
+    # The sheet's {q=bar} cue (own time a second after the jump's 10:00) on the peer's next downbeat at 128 BPM
+    peer_128, at = seen["peer_128"], seen["held_cue_at"]
+    assert at is not None, seen
+    beats_past = (peer_128["beat"] + (at - peer_128["at"]) * 128 / 60 + lookahead * 128 / 60) % 4.0
+    seconds_past = ((beats_past + 2.0) % 4.0 - 2.0) * 60 / 128  # the screen's downbeat to the feedback's arrival
+    assert -slack <= seconds_past <= frame + slack, (seconds_past, seen)
+    placed = [line["value"] for line in log if line["what"] == "cue_starts"]
+    assert placed and placed[-1]["2"] > 601.0, placed  # logged for a replay: where the show started it
     for bpm in (128, 140):
         assert seen[f"to_{bpm}_s"] is not None and seen[f"to_{bpm}_s"] < 0.2, seen
         assert seen[f"bpm_{bpm}"] and all(abs(value - bpm) < 0.1 for value in seen[f"bpm_{bpm}"]), seen

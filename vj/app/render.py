@@ -2,7 +2,9 @@
 
 Frame i is made from the audio features and cues at t = i / fps (features are causal: only audio up to t),
 so a render is deterministic for a seed and follows the same rules as the live show (the same `Director`; a
-replay feeds it the recorded show's control changes as show time passes). The video has
+replay feeds it the recorded show's control changes as show time passes). A cue sheet's `{q=...}` cues wait for
+the beat grid as in a rehearsal: the grid of vj's own tracker on the audio (no lookahead: a frame is seen at its
+own time); a replay starts them where the recorded show did (its control log's `cue_starts`). The video has
 ceil(duration * fps) frames, so it lasts as long as the audio to within one frame.
 """
 
@@ -25,7 +27,9 @@ from vj.audio.files import features_at_frames, read_audio
 from vj.config import Config
 from vj.cues.lrc import CueSheet, read_lrc
 from vj.cues.timeline import Timeline
+from vj.control.quantize import SheetQuantizer
 from vj.control.showlog import ControlReplay
+from vj.control.tempo import BeatCounter
 from vj.control.state import ShowState
 from vj.models.loading import Models
 from vj.render.compositor import Compositor, effect_inputs, headless_context
@@ -76,13 +80,21 @@ def render_video(
     log_file = open(frames_log, "w", encoding="utf-8", buffering=1) if frames_log else None  # each line as it comes
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
 
+    grid, beats = SheetQuantizer(), BeatCounter()  # {q} cues on the audio's beat
+
+    def sheet_at(t: float, show_t: float, features) -> Timeline:
+        """The timeline with its `{q}` cues placed: as the recorded show placed them, or on the audio's grid."""
+        if controls is not None:
+            return controls.held(timeline, t)
+        return grid.place(timeline, show_t, True, beats.reading(features, t), t) or timeline
+
     def render_frame(i: int, features) -> np.ndarray:
         """Frame i: the plan at t = i / fps, its guided steps, the effect chain; one line in the frames log."""
         t = i / r.fps  # the audio's time; a replay's cue sheet runs on the show clock as it was set
         if controls is not None:
             controls.apply_until(state, t)
         show_t = controls.show_time(t) if controls else t
-        plan = engine.director.plan(t, features, timeline.at(show_t))
+        plan = engine.director.plan(t, features, sheet_at(t, show_t, features).at(show_t))
         engine.snap(plan)
         frame, result = engine.optimizer.render_frame(plan.prompts, plan.steps, plan.lr, plan.transform, 1 / r.fps)
         compositor.upload(frame)

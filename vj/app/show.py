@@ -236,7 +236,9 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 wall, shown = time.perf_counter() - began, window.read()
                 outputs.offer(wall, shown)
             if recording:
-                recording.frame(wall, shown, state, clock, frame, tempo.source)
+                shown_sheet = current_timeline()
+                recording.frame(wall, shown, state, clock, frame, tempo.source,
+                                shown_sheet.starts if shown_sheet else {})
             if hud:
                 hud_overlay.draw(window.screen, window.framebuffer_size)
             window.swap()

@@ -44,8 +44,8 @@ class Quantizer:
 class SheetQuantizer:
     """Places a cue sheet's `{q=...}` cues on the tempo grid: such a cue takes effect at the grid's first boundary
     at or after its own time, less the lookahead; one whose boundary comes after the next cue has started is passed
-    over. The grid is in perf_counter time and the sheet in show time: the show clock is taken to run at a second a
-    second from the frame's `now`.
+    over. The grid is in perf_counter time (a render's: the audio's time) and the sheet in show time: the show clock
+    is taken to run at a second a second from the frame's `now`.
 
     Each displayed frame, `place` places afresh (with the newest tempo) the cues coming within `HORIZON_S` of sheet
     time; once the show reaches a cue's own time its place is kept until it has been passed. A jump of the show time

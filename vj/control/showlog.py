@@ -7,7 +7,9 @@ replay needs to rebuild the show: the config, the cue sheet's path, how the show
 show clock stood whenever it was set (and whether it was running); the last (`what = "end"`) when the show ended.
 Cue changes the timeline made are logged for people (`source = "timeline"` or `"cue"`) and re-derived from the
 cue sheet on replay; where the show's tempo came from is logged for people too (`what = "tempo"`: audio, link
-or midi_clock; a replay takes its beat from the audio).
+or midi_clock; a replay takes its beat from the audio). The places of the cue sheet's `{q=...}` cues on the show's
+tempo grid are not re-derived (a replay has no Link peer or clock to ask): `cue_starts` lines say, each time they
+change, where the show started each held cue (`{"3": 41.02}`: cue 3 at sheet time 41.02 s).
 
 `ControlReplay` applies the logged changes to a `ShowState` as wall time passes and gives the show time at each
 moment, so `vj replay` renders the show through the same `Director` as the live engine, cue jumps included.
@@ -22,10 +24,11 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from vj.config import Config, ConfigError, from_dict
 from vj.control.state import EVENTS, PARAMS, ControlError, ShowState
+from vj.cues.timeline import Timeline
 from vj.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 DERIVED_SOURCES = ("timeline", "cue")    # re-derived from the cue sheet on replay
 FLAGS = ("freeze", "blackout", "quit")
+MOVED_S = 0.001                         # a held cue's start that moved less than this is not logged again
 
 
 class ShowLogError(UserError, ValueError):
@@ -51,6 +55,7 @@ class ControlLogWriter:
         self._changes = 0               # how many of the show state's changes are logged
         self._cue: int | None = None    # the cue logged last
         self._tempo: str | None = None  # the tempo source logged last
+        self._starts: dict[int, float] = {}  # the held cues' starts logged last
 
     def begin(self, began_epoch: float, show_time: float, running: bool) -> None:
         self._began_epoch = began_epoch
@@ -75,6 +80,13 @@ class ControlLogWriter:
         if source != self._tempo:
             self.write(wall, show_time, "vj", "tempo", source)
             self._tempo = source
+
+    def cue_starts(self, wall: float, show_time: float, starts: Mapping[int, float]) -> None:
+        """Where the show starts its held `{q}` cues (cue -> sheet time), when that changes: a replay takes them as
+        they were, since it cannot ask the show's tempo source again."""
+        if starts.keys() != self._starts.keys() or any(abs(starts[i] - self._starts[i]) >= MOVED_S for i in starts):
+            self._starts = dict(starts)
+            self.write(wall, show_time, "vj", "cue_starts", {str(i): round(start, 4) for i, start in starts.items()})
 
     def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
         self._file.write(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,
@@ -116,6 +128,7 @@ class ShowLog:
     header: dict[str, Any]
     entries: list[Entry]                # control changes in wall-time order (stable for equal times)
     clock: list[ClockAnchor]            # where the show clock was set, in wall-time order
+    cue_starts: list[tuple[float, dict[int, float]]]  # (wall, held cue -> its start) as the show placed them
     end: float | None                   # wall time the show ended at (None: the log was cut short)
 
     def config(self, base: Config | None = None) -> Config:
@@ -133,7 +146,7 @@ def read_show_log(path: str | Path) -> ShowLog:
     except (OSError, UnicodeDecodeError) as e:
         raise ShowLogError(f"{path}: cannot read the control log: {e}") from None
     header: dict[str, Any] | None = None
-    entries, clock, end = [], [], None
+    entries, clock, cue_starts, end = [], [], [], None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -145,6 +158,8 @@ def read_show_log(path: str | Path) -> ShowLog:
                 raise ValueError("times must be finite numbers")
             if entry.what == "clock" and entry.source == "vj":
                 clock.append(ClockAnchor(entry.wall, float(entry.value["show"]), bool(entry.value["running"])))
+            if entry.what == "cue_starts" and entry.source == "vj":
+                cue_starts.append((entry.wall, _starts(entry.value)))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ShowLogError(f"{path}:{number}: not a control log line ({type(e).__name__}: {e})") from None
         if entry.what == "show" and entry.source == "vj":
@@ -159,7 +174,18 @@ def read_show_log(path: str | Path) -> ShowLog:
         raise ShowLogError(f"{path}: no show header line: not a vj control log (vj live/rehearse --record writes one)")
     entries.sort(key=lambda e: e.wall)
     clock.sort(key=lambda a: a.wall)
-    return ShowLog(path, header, entries, clock, end)
+    cue_starts.sort(key=lambda item: item[0])
+    return ShowLog(path, header, entries, clock, cue_starts, end)
+
+
+def _starts(value: Any) -> dict[int, float]:
+    """A `cue_starts` line's value: cue numbers to finite sheet times."""
+    if not isinstance(value, dict):
+        raise TypeError("cue_starts must map cue numbers to times")
+    starts = {int(cue): float(start) for cue, start in value.items()}
+    if any(cue < 0 or not math.isfinite(start) for cue, start in starts.items()):
+        raise ValueError("cue_starts: cue numbers from 0, finite times")
+    return starts
 
 
 class ControlReplay:
@@ -169,6 +195,7 @@ class ControlReplay:
         self.log = show_log
         self._next = 0
         self.ignored = 0                # entries that could not be applied (named in the log)
+        self._held: tuple[Timeline, dict[int, float], Timeline] | None = None  # held(): the last answer
 
     def apply_until(self, state: ShowState, wall: float) -> None:
         entries = self.log.entries
@@ -184,6 +211,18 @@ class ControlReplay:
                 break
             anchor = candidate
         return anchor.show + (wall - anchor.wall if anchor.running else 0.0)
+
+    def held(self, timeline: Timeline, wall: float) -> Timeline:
+        """`timeline` with its `{q}` cues where the recorded show had placed them at wall time `wall` (before the
+        first `cue_starts` line, or with none: each cue at its own time)."""
+        starts: dict[int, float] = {}
+        for at, placed in self.log.cue_starts:
+            if at > wall:
+                break
+            starts = placed
+        if self._held is None or self._held[0] is not timeline or self._held[1] != starts:
+            self._held = (timeline, starts, timeline.held(starts))
+        return self._held[2]
 
     def _apply(self, state: ShowState, entry: Entry) -> None:
         if entry.source in DERIVED_SOURCES:

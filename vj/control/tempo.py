@@ -76,26 +76,36 @@ class TempoSource(Protocol):
         ...
 
 
+class BeatCounter:
+    """The beat tracker's readings as a continuous beat count: it grows at each wrap of the phase a reading sees
+    (the tracker knows no bars: its beat 0 is not a downbeat). Readings must come more often than two a beat."""
+
+    def __init__(self) -> None:
+        self._t, self._phase, self._beats = -1.0, 0.0, 0
+
+    def reading(self, f: AudioFeatures, now: float) -> Tempo:
+        """The tempo `f` says, read at time `now` (perf_counter live; the audio's time in a render)."""
+        if f.t != self._t:
+            if f.bpm > 0 and f.beat_phase < self._phase - 0.5:
+                self._beats += 1
+            self._t, self._phase = f.t, f.beat_phase
+        return Tempo(f.bpm, self._beats + f.beat_phase, now, f.bpm > 0, "audio")
+
+
 class AudioTempo:
-    """vj's own beat tracker as a `TempoSource`: the tempo and phase it hears; the beat count grows at each wrap
-    of the phase a reading sees (the tracker knows no bars: its beat 0 is not a downbeat)."""
+    """vj's own beat tracker as a `TempoSource`: the tempo and phase it hears, its beats counted (`BeatCounter`)."""
 
     name = "audio"
 
     def __init__(self, features: Callable[[], AudioFeatures]):
         self.features = features
         self._lock = threading.Lock()   # the render loop and the engine both read; nothing real-time waits on it
-        self._t, self._phase, self._beats = -1.0, 0.0, 0
+        self._counter = BeatCounter()
 
     def read(self) -> Tempo:
         f, now = self.features(), time.perf_counter()
         with self._lock:
-            if f.t != self._t:
-                if f.bpm > 0 and f.beat_phase < self._phase - 0.5:
-                    self._beats += 1
-                self._t, self._phase = f.t, f.beat_phase
-            beats = self._beats
-        return Tempo(f.bpm, beats + f.beat_phase, now, f.bpm > 0, self.name)
+            return self._counter.reading(f, now)
 
     def close(self) -> None:
         pass

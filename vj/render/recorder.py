@@ -19,7 +19,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 import av
 import numpy as np
@@ -173,11 +173,13 @@ class Recording:
             self.video.hear(self._ring)
 
     def frame(self, wall: float, pixels, state: ShowState, clock: Clock, frame: PublishedFrame | None,
-              tempo_source: str) -> None:
-        """A displayed frame at `wall` seconds into the show, and what changed since the last one."""
+              tempo_source: str, cue_starts: Mapping[int, float]) -> None:
+        """A displayed frame at `wall` seconds into the show, and what changed since the last one (`cue_starts`:
+        where the show placed its held `{q}` cues)."""
         self.video.offer(wall, pixels)
         self.log.follow(state, clock.now())
         self.log.tempo(wall, clock.now(), tempo_source)
+        self.log.cue_starts(wall, clock.now(), cue_starts)
         if frame is not None:  # at the show time its frame was planned for
             self.log.cue(wall, frame.show_time, frame.cue)
 
