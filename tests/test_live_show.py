@@ -103,7 +103,7 @@ def test_replay_follows_the_recorded_cues_and_parameters(recorded_show):
     wav, out, frames_log = folder / "show.wav", folder / "replay.mp4", folder / "replay.jsonl"
     subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav),
                     "--seconds", str(math.ceil(show.end) + 1)], check=True)
-    fps = 6
+    fps = 4
     env = {**os.environ, "VJ_CACHE": str(REPO / ".pytest_cache" / "c")}
     done = subprocess.run([sys.executable, "-m", "vj.cli", "replay", str(show.path), "--audio", str(wav),
                            "-o", str(out), "--size", "128x96", "--fps", str(fps), "--frames-log", str(frames_log),

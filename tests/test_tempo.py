@@ -22,7 +22,7 @@ from vj.audio.features import AudioFeatures
 from vj.config import ControlConfig
 from vj.control.clock_in import CLOCK, CONTINUE, SONG_POSITION, START, STOP, ClockFollower, fit_line
 from vj.control.showlog import ControlLogWriter, read_show_log
-from vj.control.tempo import AudioTempo, Tempo, TempoSelector, open_tempo, with_tempo
+from vj.control.tempo import AudioTempo, BeatCounter, Tempo, TempoSelector, open_tempo, with_tempo
 from vj.errors import UserError
 from vj.render.hud import tempo_text
 
@@ -351,6 +351,17 @@ def test_the_audio_source_counts_beats_at_the_phase_wraps():
         current["f"] = AudioFeatures(t=t, bpm=120.0, beat_phase=phase)
         beats.append(audio.read().beat)
     assert beats == pytest.approx([0.2, 0.7, 1.1, 1.5, 1.9, 2.3])
+
+
+def test_the_beat_count_holds_when_readings_come_less_than_twice_a_beat():
+    """A render at 5 fps of a track at 180 BPM reads every 0.6 beats (and at 2 fps every 1.5): the count follows
+    the tempo, not only the phase's wraps."""
+    for fps in (5.0, 2.0):
+        counter = BeatCounter()
+        for i in range(40):
+            true_beat = 0.25 + i / fps * 3.0
+            reading = counter.reading(AudioFeatures(t=i / fps, bpm=180.0, beat_phase=true_beat % 1.0), i / fps)
+            assert reading.beat == pytest.approx(true_beat), (fps, i)
 
 
 def test_features_take_the_beat_of_the_tempo_source():
