@@ -129,10 +129,11 @@ def test_feedback_reaches_a_real_osc_server():
     try:
         deadline = time.time() + 10
         wanted = ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/playing", "/vj/state/beat",
-                  "/vj/state/fps", "/vj/state/tempo")
+                  "/vj/state/fps", "/vj/state/tempo", "/vj/state/held")
         bar = 0
         while not all(address in text for address in wanted) and time.time() < deadline:
-            control.send_feedback(2, "neon rain", 59.7, force=True)  # UDP: resend until oscdump is up
+            control.send_feedback(2, "neon rain", 59.7, "held for the bar: next cue (midi)", force=True)  # UDP:
+            # resend until oscdump is up
             bar += 1  # the beat goes once in each beat of the grid: beat 2 (the third) of a new bar each time
             control.send_tempo(Tempo(124.0, 4.0 * bar + 2.0, time.perf_counter(), True, "link"), force=True)
             while select.select([dump.stdout], [], [], 0.2)[0]:
@@ -143,6 +144,7 @@ def test_feedback_reaches_a_real_osc_server():
     assert "/vj/state/cue i 2" in text and '/vj/state/prompt s "neon rain"' in text
     assert "/vj/state/fps f 59.7" in text and '/vj/state/tempo s "link"' in text
     assert "/vj/state/bpm f 124" in text and "/vj/state/playing i 1" in text and "/vj/state/beat f 2.0" in text
+    assert '/vj/state/held s "held for the bar: next cue (midi)"' in text
 
 
 def test_port_already_taken_is_a_clear_error():
@@ -365,7 +367,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
     assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,
                             "/vj/state/playing": 0, "/vj/state/fps": first_second.get("/vj/state/fps"),
-                            "/vj/state/tempo": "audio"}, heard
+                            "/vj/state/tempo": "audio", "/vj/state/held": ""}, heard
     assert isinstance(first_second["/vj/state/fps"], float)
 
     def changes(address: str) -> list:
@@ -376,7 +378,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
     assert changes("/vj/state/prompt") == [f"cue {i}" for i in (0, 1, 3, 1, 2, 3, 4)], heard
     end = max(when for when, _, _ in heard)
     for address in ("/vj/state/cue", "/vj/state/prompt", "/vj/state/bpm", "/vj/state/playing", "/vj/state/fps",
-                    "/vj/state/tempo"):
+                    "/vj/state/tempo", "/vj/state/held"):
         assert sum(1 for when, a, _ in heard if a == address and when > end - 2.2) >= 2, (address, heard)
 
 

@@ -7,6 +7,7 @@ import pytest
 from vj.control.quantize import Quantizer
 from vj.control.state import Event
 from vj.control.tempo import Tempo
+from vj.render.hud import with_held
 
 JUMP = Event("cue_next", 0.0, "osc")
 
@@ -41,6 +42,21 @@ def test_a_boundary_just_passed_is_not_taken_twice():
     held = Quantizer("bar")
     held.offer(JUMP, tempo, now=100.0)
     assert held.due(100.0) == [JUMP]  # on the boundary: now, not a bar later
+
+
+def test_what_waits_is_said_for_people_until_it_lands():
+    tempo = Tempo(bpm=120.0, beat=5.0, at=100.0, playing=True, source="link")
+    held = Quantizer("bar", 0.04)
+    assert held.waiting() == ""
+    held.offer(JUMP, tempo, now=100.2)
+    held.offer(Event("cue_goto", 3.0, "midi"), tempo, now=100.3)
+    held.offer(Event("prompt", source="osc", text="a glass cathedral"), tempo, now=100.4)
+    assert held.waiting() == "held for the bar: next cue (osc), cue 3 (midi), prompt (osc)"
+    held.due(101.5)
+    assert held.waiting() == ""
+    assert with_held(["cue 1: rain", "! MIDI port gone"], "held for the bar: next cue (osc)") == [
+        "cue 1: rain", "held for the bar: next cue (osc)", "! MIDI port gone"]  # above the warnings
+    assert with_held(["cue 1: rain"], "") == ["cue 1: rain"]
 
 
 def test_the_config_accepts_exactly_the_quanta():

@@ -267,6 +267,10 @@ def test_vj_live_follows_a_link_peer_and_holds_a_cue_sent_mid_bar_to_the_next_do
     held = jumped["wall"] - asked["wall"]
     assert due - seen["sent"] - 0.05 <= held <= due - seen["sent"] + frame + slack, (held, due - seen["sent"], frame)
     assert abs(prompted["wall"] - jumped["wall"]) <= frame + slack and prompted["value"] == "a glass cathedral", log
+    # Meanwhile a control surface saw the press taken, and then land: /vj/state/held
+    (taken_at, taken), (landed_at, landed) = seen["held"][0], seen["held"][-1]
+    assert taken.startswith("held for the bar: next cue (osc)") and taken_at < 0.2, seen["held"]
+    assert landed == "" and abs(landed_at - (seen["cue_at"] - seen["sent"])) <= frame + slack, seen["held"]
 
     # The sheet's {q=bar} cue (own time a second after the jump's 10:00) on the peer's next downbeat at 128 BPM
     peer_128, at = seen["peer_128"], seen["held_cue_at"]

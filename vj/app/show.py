@@ -32,7 +32,7 @@ from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FrameTimes
-from vj.render.hud import Hud, hud_lines, show_warnings, status_line
+from vj.render.hud import Hud, hud_lines, show_warnings, status_line, with_held
 from vj.render.outputs import configured, open_outputs
 from vj.render.recorder import Recording
 from vj.render.window import OffscreenWindow, Window
@@ -183,6 +183,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     worker.go()
     min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
+    hud_base, held = [], ""  # the HUD's lines as of its last once-a-second update; what waits for the grid
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
     pacing = FrameTimes()
@@ -211,6 +212,11 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
                     if recording:
                         recording.log.clock(time.perf_counter() - began, target, clock.running)
+            if (waiting := quantizer.waiting()) != held:  # a press taken and held, or landed: shown at once
+                held = waiting
+                if held:
+                    log.info("%s", held)
+                hud_overlay.set_lines(with_held(hud_base, held))
             sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, tempo.read(), now)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
@@ -224,7 +230,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 shown_seq = seq
             snap, inputs = state.snapshot(), None
             # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
-            osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override))
+            osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override), held=held)
             osc.send_tempo(tempo.read())  # a tempo change or a stop as soon as it is read, the beat on each beat
             if shown_seq and not snap.blackout:
                 blend = min(1.0, (now - frame_shown_at) / frame_interval)
@@ -257,13 +263,14 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 heard = features()
                 warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched,
                                          outputs)
-                lines = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
-                                  tempo.source, heard.beat_confidence, tempo.read().playing)
+                hud_base = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
+                                     tempo.source, heard.beat_confidence, tempo.read().playing)
+                lines = with_held(hud_base, held)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
                 osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override),
-                                  fps, force=True)
+                                  fps, held, force=True)
                 osc.send_tempo(tempo.read(), force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:

@@ -7,9 +7,9 @@ tags say is read anyway (a number cut short padded with zeros; all three counted
 time-tagged in the future makes python-osc sleep in the server thread (here it is scheduled on a timer, at most
 `MAX_AHEAD_S` ahead, and the server keeps serving); since 1.9 a handler's return value is sent back to the sender
 (nothing is returned here).
-Feedback (cue, prompt, tempo, beat, fps) goes to a configured client so a TouchOSC or TouchDesigner surface can show
-state: cue, prompt, tempo and transport as soon as they change, the beat on each beat, every state message once a
-second (a surface started later learns the state).
+Feedback (cue, prompt, tempo, beat, what is held for the beat grid, fps) goes to a configured client so a TouchOSC
+or TouchDesigner surface can show state: cue, prompt, tempo, transport and held changes as soon as they change, the
+beat on each beat, every state message once a second (a surface started later learns the state).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ FEEDBACK = {
     "/vj/state/playing": "i: 1 while the tempo source's grid runs (its transport plays), 0 stopped; at once",
     "/vj/state/beat": "f: on each beat, the beat in the bar when sent (0 = downbeat; Link's and MIDI clock's bars)",
     "/vj/state/tempo": "s: where the tempo comes from: audio, link or midi_clock (control.tempo_source)",
+    "/vj/state/held": "s: what waits for the beat grid (\"held for the bar: next cue (midi)\"; \"\": nothing), at once",
     "/vj/state/fps": "f: displayed frames per second",
 }
 
@@ -284,7 +285,8 @@ class OscControl:
         self.scheduler.stop()
 
     # -- feedback ---------------------------------------------------------------------------------------------
-    def send_feedback(self, cue: int, prompt: str, fps: float | None = None, force: bool = False) -> None:
+    def send_feedback(self, cue: int, prompt: str, fps: float | None = None, held: str | None = None,
+                      force: bool = False) -> None:
         """Sends each value given that changed, or with force every value given, to the feedback client (if one is
         configured). The show calls it each frame with cue and prompt (`show_cue`), so a change goes out at once,
         and once a second with everything and force, so a surface started later (or one that lost a datagram)
@@ -292,6 +294,8 @@ class OscControl:
         values: dict[str, object] = {"/vj/state/cue": int(cue), "/vj/state/prompt": prompt}
         if fps is not None:
             values["/vj/state/fps"] = round(float(fps), 1)
+        if held is not None:
+            values["/vj/state/held"] = held
         self._send({a: v for a, v in values.items() if force or self._last_feedback.get(a) != v})
 
     def send_tempo(self, reading: Tempo, force: bool = False) -> None:

@@ -13,6 +13,7 @@ from vj.control.tempo import QUANTA, Tempo
 from vj.cues.timeline import Timeline
 
 HORIZON_S = 0.5                         # sheet cues this close ahead are placed on the grid (longer than a frame)
+BOUNDARIES = {"beat": "the beat", "bar": "the bar", "2bars": "the 2-bar line", "4bars": "the 4-bar line"}
 
 
 def on_grid(tempo: Tempo, at: float, beats: float, lookahead_s: float) -> float:
@@ -27,7 +28,7 @@ class Quantizer:
     def __init__(self, quantize: str = "off", lookahead_s: float = 0.0):
         if quantize not in QUANTA:
             raise ValueError(f"cues.quantize must be one of {', '.join(QUANTA)}, got {quantize!r}")
-        self.beats, self.lookahead_s = QUANTA[quantize], lookahead_s
+        self.quantize, self.beats, self.lookahead_s = quantize, QUANTA[quantize], lookahead_s
         self.pending: list[tuple[float, Event]] = []  # (perf_counter time it is due, the event), in order
 
     def offer(self, event: Event, tempo: Tempo, now: float) -> None:
@@ -39,6 +40,19 @@ class Quantizer:
         ready = [event for at, event in self.pending if at <= now]
         self.pending = [(at, event) for at, event in self.pending if at > now]
         return ready
+
+    def waiting(self) -> str:
+        """What waits for the grid, for people (the HUD, a control surface): "held for the bar: next cue (midi),
+        prompt (osc)"; "" when nothing does. A performer who pressed a button sees it was taken."""
+        if not self.pending:
+            return ""
+        return f"held for {BOUNDARIES[self.quantize]}: " + ", ".join(
+            f"{_what(event)} ({event.source})" if event.source else _what(event) for _, event in self.pending)
+
+
+def _what(event: Event) -> str:
+    return {"cue_next": "next cue", "cue_prev": "previous cue", "cue_goto": f"cue {int(event.value)}",
+            "seek": f"seek to {event.value:.1f} s", "start": "start", "prompt": "prompt"}.get(event.kind, event.kind)
 
 
 class SheetQuantizer:

@@ -127,6 +127,14 @@ def hud_lines(clock: Clock, timeline: Timeline | None, frame: PublishedFrame | N
     return lines + [f"! {warning}" for warning in warnings]
 
 
+def with_held(lines: list[str], held: str) -> list[str]:
+    """The HUD's lines with what waits for the beat grid (`Quantizer.waiting`), before the warnings."""
+    if not held:
+        return lines
+    at = next((i for i, line in enumerate(lines) if line.startswith("! ")), len(lines))
+    return [*lines[:at], held, *lines[at:]]
+
+
 def tempo_text(bpm: float, source: str, confidence: float = 0.0, playing: bool = True) -> str:
     """The tempo and its source; the beat tracker's with how sure it is (low: a breakdown, it coasts); Link's or
     MIDI clock's "stopped" while their transport is (the beat grid, and cues held to it, wait)."""
