@@ -52,15 +52,16 @@ def test_soft_takeover_after_another_source_moved_the_parameter():
 
 def test_notes_trigger_actions_and_prompt_slots():
     state, route = router(NoteRow(36, "cue_next"), NoteRow(37, "freeze"), NoteRow(38, "prompt", slot=1),
-                          NoteRow(39, "prompt", slot=5))
+                          NoteRow(39, "prompt", slot=5), NoteRow(40, "downbeat"))
     route([NOTE_ON, 36, 100])
+    route([NOTE_ON, 40, 100])
     route([NOTE_ON, 36, 0])      # note-on with velocity 0 is a note-off
     route([NOTE_ON, 37, 100])
     route([NOTE_ON, 38, 100])
     route([NOTE_ON, 39, 100])    # empty slot: a counted warning
     route([0xF8])                # clock byte: ignored here
     route([])
-    assert [e.kind for e in state.drain_events()] == ["cue_next"]
+    assert [e.kind for e in state.drain_events()] == ["cue_next", "downbeat"]
     snap = state.snapshot()
     assert snap.freeze and snap.prompt_override == "deep ocean"
     assert route.warnings == 1

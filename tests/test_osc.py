@@ -84,9 +84,11 @@ def test_weighted_prompt_cue_events_and_seek(osc):
     send(control.address, message("/vj/cue/goto", 3))
     send(control.address, message("/vj/seek", 12.5))
     send(control.address, message("/vj/cue/goto", 1.5))  # not a whole number: refused
-    assert wait_for(lambda: len(state.events) == 3 and control.warnings["/vj/cue/goto"] == 1)
+    send(control.address, message("/vj/downbeat"))
+    assert wait_for(lambda: len(state.events) == 4 and control.warnings["/vj/cue/goto"] == 1)
     assert state.snapshot().prompt_override == "neon rain:1 | fog:-0.5"
-    assert [(e.kind, e.value) for e in state.drain_events()] == [("cue_next", 0.0), ("cue_goto", 3.0), ("seek", 12.5)]
+    assert [(e.kind, e.value) for e in state.drain_events()] == [("cue_next", 0.0), ("cue_goto", 3.0), ("seek", 12.5),
+                                                                 ("downbeat", 0.0)]
 
 
 def bundle(when: float, *messages: bytes) -> bytes:

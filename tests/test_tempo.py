@@ -357,6 +357,30 @@ def test_the_audio_source_counts_beats_at_the_phase_wraps():
     assert beats == pytest.approx([0.2, 0.7, 1.1, 1.5, 1.9, 2.3])
 
 
+def test_a_tap_on_the_one_makes_the_nearest_beat_a_downbeat():
+    """vj's own tracker knows no bars; a performer's tap makes the beat nearest it the first of one, early or late
+    by less than half a beat. Link's bars are left as they are, and with no beat a tap changes nothing."""
+    current = {"f": AudioFeatures(t=10.0, bpm=120.0, beat_phase=0.3)}
+    audio = AudioTempo(lambda: current["f"])
+    audio.read()
+    counted = audio.read().beat  # 0.3: the count starts at the first reading
+    for phase, t in ((0.7, 10.2), (0.2, 11.0)):  # a tap a little before a beat, then one a little after another
+        current["f"] = AudioFeatures(t=t, bpm=120.0, beat_phase=phase)
+        before = audio.read()
+        assert audio.mark_downbeat(before.at)
+        after = audio.read()
+        assert after.beat % 1.0 == pytest.approx(phase) and round(after.beat) % 4 == 0, (before.beat, after.beat)
+        assert after.next_boundary(after.at, 4.0) - after.at == pytest.approx((4 - after.beat % 4) % 4 * 0.5)
+    assert counted == pytest.approx(0.3)
+
+    selector = TempoSelector({"audio": audio, "link": Given("link", Tempo(128.0, 5.0, 0.0, True, "link"))}, "link")
+    selector.read()
+    assert "Link" in selector.mark_downbeat(time.perf_counter())
+    silent = TempoSelector({"audio": AudioTempo(lambda: AudioFeatures())}, "audio")
+    assert "no beat" in silent.mark_downbeat(time.perf_counter())
+    assert not silent.sources["audio"].mark_downbeat(time.perf_counter())
+
+
 def test_the_beat_count_holds_when_readings_come_less_than_twice_a_beat():
     """A render at 5 fps of a track at 180 BPM reads every 0.6 beats (and at 2 fps every 1.5): the count follows
     the tempo, not only the phase's wraps."""
@@ -409,3 +433,78 @@ def test_hud_and_control_log_say_where_the_tempo_comes_from(tmp_path):
     assert [(line["wall"], line["value"]) for line in lines if line["what"] == "tempo"] == [
         (0.0, "audio"), (1.0, "link"), (3.0, "audio")]
     assert read_show_log(path).entries == []  # for people: a replay has nothing to apply
+
+
+def test_a_tap_on_the_one_sets_the_bars_a_held_cue_jump_lands_on(tmp_path):
+    """The show (tiny networks, offscreen) hearing a steady 120 BPM beat from its own tracker, cues.quantize =
+    "bar": after a tap on the one (OSC /vj/downbeat) just after a beat, a cue jump sent mid-beat lands four beats
+    after the tapped one, less the lookahead, as the feedback's arrival says. Twice, the second tap five beats after
+    the first: without the tap the tracker's own bars (counted from its first reading) would put at least one of the
+    two landings a beat or more away."""
+    import socket
+    import threading
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.udp_client import SimpleUDPClient
+
+    from conftest import free_port
+    from vj import config
+    from vj.app.show import run_show
+    from vj.clock import WallClock
+    from vj.cues.timeline import WatchedTimeline
+    from vj.models.loading import load_models
+
+    sheet = tmp_path / "cues.lrc"
+    sheet.write_text("[00:00.00]cue 0\n[01:40.00]cue 1\n[03:20.00]cue 2\n")
+    surface_port, osc_port, lookahead = free_port(), free_port(), 0.1
+    cfg = config.load(None, ["model.generator=tiny", "model.clip=tiny", "display.width=64", "display.height=64",
+                             "display.hud=false", "display.vsync=false", "display.max_fps=30", "cues.quantize=bar",
+                             "cues.lookahead_ms=100", f"control.osc_port={osc_port}",
+                             f'control.osc_feedback="127.0.0.1:{surface_port}"'])
+    origin = time.perf_counter()  # the music's beat 0; its beats every 0.5 s
+
+    def heard() -> AudioFeatures:  # what a tracker locked to the music says, as the audio runs
+        now = time.perf_counter()
+        return AudioFeatures(t=now, bpm=120.0, beat_phase=((now - origin) * 2.0) % 1.0)
+
+    running, arrivals, expected, failure = threading.Event(), [], [], []
+
+    def performer() -> None:
+        try:
+            running.wait(120)
+            client = SimpleUDPClient("127.0.0.1", osc_port)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as surface:
+                surface.bind(("127.0.0.1", surface_port))
+                surface.settimeout(0.01)
+                beat = math.ceil((time.perf_counter() + 1.0 - origin) * 2.0) / 2.0 + origin  # a beat a second on
+                for cue in (1, 2):
+                    for at, address in ((beat + 0.05, "/vj/downbeat"), (beat + 0.3, "/vj/cue/next")):
+                        while time.perf_counter() < at:
+                            time.sleep(0.001)
+                        client.send_message(address, [])
+                    expected.append(beat + 2.0 - lookahead)  # the bar from the tapped beat, less the lookahead
+                    deadline = time.perf_counter() + 3.0
+                    while time.perf_counter() < deadline:
+                        try:
+                            message = OscMessage(surface.recv(65536))
+                        except socket.timeout:
+                            continue
+                        if message.address == "/vj/state/cue" and message.params[0] == cue:
+                            arrivals.append(time.perf_counter())
+                            break
+                    beat += 2.5  # five beats on: a tap one beat later in the tracker's own count of four
+        except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+            failure.append(e)
+        finally:
+            client.send_message("/vj/quit", [])
+
+    driver = threading.Thread(target=performer, daemon=True)
+    driver.start()
+    clock = WallClock()
+    run_show(cfg, clock, heard, WatchedTimeline(sheet, 0.0), duration=60.0, begin=clock.start,
+             on_frame=lambda *_: running.set(), offscreen=True, models=load_models(cfg.model))
+    driver.join(5)
+    assert not failure, failure
+    assert len(arrivals) == 2, (arrivals, expected)
+    for arrived, due in zip(arrivals, expected):
+        assert -0.01 <= arrived - due <= 1 / 30 + 0.02, [a - d for a, d in zip(arrivals, expected)]

@@ -113,6 +113,7 @@ SHOW_KEYS: dict[int, Callable[[ShowState, float], None]] = {
     glfw.KEY_HOME: lambda state, t: state.post("start", 0.0, "key"),
     glfw.KEY_PAGE_UP: lambda state, t: state.post("cue_prev", 0.0, "key"),
     glfw.KEY_PAGE_DOWN: lambda state, t: state.post("cue_next", 0.0, "key"),
+    glfw.KEY_D: lambda state, t: state.post("downbeat", 0.0, "key"),
 }
 
 
@@ -200,6 +201,9 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 elif key == glfw.KEY_F:
                     window.toggle_fullscreen(d.monitor)
             for event in state.drain_events():
+                if event.kind == "downbeat":  # a tap on the one: never held, it moves the grid itself
+                    log.info("downbeat from %s: %s", event.source, tempo.mark_downbeat(now))
+                    continue
                 quantizer.offer(event, tempo.read(), now)  # cues.quantize: held to the beat grid, or at once
             for event in quantizer.due(now):
                 if event.kind == "prompt":

@@ -13,7 +13,7 @@ A mapping is table rows, not code:
     [[note]]                # a pad or key
     note = 36
     channel = 0
-    action = "cue_next"     # "start", "cue_next", "cue_prev", "freeze", "blackout", or "prompt"
+    action = "cue_next"     # "start", "cue_next", "cue_prev", "downbeat", "freeze", "blackout", or "prompt"
     slot = 0                # for "prompt": index into control.prompt_bank
 
 Continuous controls keep their last value; notes are discrete events. Soft takeover: after anything else moved a
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 ALSA_SEQUENCER = "/dev/snd/seq"        # ALSA's MIDI needs it
 
-ACTIONS = ("start", "cue_next", "cue_prev", "freeze", "blackout", "prompt")
+ACTIONS = ("start", "cue_next", "cue_prev", "downbeat", "freeze", "blackout", "prompt")
 CURVES = ("linear", "exp", "log")
 PICKUP = 2 / 127                        # soft takeover: "close enough" as a fraction of the control's range
 
@@ -185,7 +185,7 @@ class MidiRouter:
         self.state.set(row.param, target, "midi")
 
     def _note(self, row: NoteRow) -> None:
-        if row.action in ("start", "cue_next", "cue_prev"):
+        if row.action in ("start", "cue_next", "cue_prev", "downbeat"):
             self.state.post(row.action, 0.0, "midi")
         elif row.action in ("freeze", "blackout"):
             self.state.set_flag(row.action, not getattr(self.state.snapshot(), row.action), "midi")

@@ -50,6 +50,7 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "/vj/cue/next": ("", "jump to the next cue"),
     "/vj/cue/prev": ("", "jump to the previous cue"),
     "/vj/cue/goto": ("i", "jump to cue N (0-based, as `vj cues check` numbers them)"),
+    "/vj/downbeat": ("", "the beat nearest now is a bar's first: bars for vj's own tracker (Link's, a clock's stay)"),
     "/vj/seek": ("f", "move the show clock to T seconds (rehearse: the playback position)"),
     "/vj/freeze": ("i", "1 holds the image (no guided steps), 0 releases"),
     "/vj/blackout": ("i", "1 outputs black, 0 releases"),
@@ -231,7 +232,7 @@ class OscControl:
             "/vj/prompt": self._prompt, "/vj/prompt/weighted": self._weighted, "/vj/param/*": self._param,
             "/vj/start": self._event("start"),
             "/vj/cue/next": self._event("cue_next"), "/vj/cue/prev": self._event("cue_prev"),
-            "/vj/cue/goto": self._goto, "/vj/seek": self._seek,
+            "/vj/cue/goto": self._goto, "/vj/seek": self._seek, "/vj/downbeat": self._event("downbeat"),
             "/vj/freeze": self._flag, "/vj/blackout": self._flag, "/vj/quit": self._flag,
         }
         for address, handler in routes.items():

@@ -48,7 +48,8 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
 
 
 CHANGES_KEPT = 4096                     # latest changes kept for the control log (it reads them every frame)
-EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek")  # discrete transport events (queued, not values)
+EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek",  # discrete transport events (queued, not values)
+          "downbeat")  # the beat nearest now is a bar's first (vj's own tracker knows no bars)
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,10 @@ class BeatCounter:
             self._t, self._phase = f.t, f.beat_phase
         return Tempo(f.bpm, self._beats + f.beat_phase, now, f.bpm > 0, "audio")
 
+    def shift(self, beats: int) -> None:
+        """Moves the count by whole beats (where the bars start; the beat itself stays)."""
+        self._beats += beats
+
 
 class AudioTempo:
     """vj's own beat tracker as a `TempoSource`: the tempo and phase it hears, its beats counted (`BeatCounter`)."""
@@ -109,6 +113,17 @@ class AudioTempo:
         f, now = self.features(), time.perf_counter()
         with self._lock:
             return self._counter.reading(f, now)
+
+    def mark_downbeat(self, now: float, quantum: int = 4) -> bool:
+        """The beat nearest `now` becomes the first of a bar (a performer's tap on the one): from then on the bars,
+        and cues held to them, fall where the music's do. False while the tracker has no beat."""
+        f = self.features()
+        with self._lock:
+            reading = self._counter.reading(f, time.perf_counter())
+            if reading.bpm <= 0:
+                return False
+            self._counter.shift(-round(reading.beat_at(now)) % quantum)
+            return True
 
     def close(self) -> None:
         pass
@@ -151,6 +166,14 @@ class TempoSelector:
             self.source = reading.source
             log.info("tempo from %s (%.1f bpm)", LABELS[reading.source], reading.bpm)
         return reading
+
+    def mark_downbeat(self, now: float) -> str:
+        """A performer's tap on the one at perf_counter time `now`; what came of it, for the log."""
+        if self.source != "audio":
+            return f"the bars come from {LABELS[self.source]}: a downbeat tap leaves them"
+        if not self.sources["audio"].mark_downbeat(now):
+            return "no beat heard yet: a downbeat tap needs one"
+        return "bars counted from this beat"
 
     def features(self, features: Callable[[], AudioFeatures], hop_s: float,
                  release_s: float) -> Callable[[], AudioFeatures]:
