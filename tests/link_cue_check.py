@@ -87,7 +87,7 @@ def phase_errors_ms(peer: Peer, feedback: Feedback, after: float, seconds: float
 
 
 def following_the_peer(peer: Peer, feedback: Feedback) -> dict:
-    """The peer moves to 128 BPM and to 140 (the beat compared for 2.5 s at each), stops for 1.5 s and starts: how long
+    """The peer moves to 128 BPM and to 140 (the beat compared for 2 s at each), stops for a second and starts: how long
     each change took to come back in vj's feedback (None: it did not, within 2 s), the errors of vj's beat, and how
     many beats vj sent while stopped."""
     seen: dict = {}
@@ -95,12 +95,12 @@ def following_the_peer(peer: Peer, feedback: Feedback) -> dict:
         changed = peer.say(f"tempo {bpm:g}")["at"]
         followed = feedback.wait("/vj/state/bpm", lambda v, bpm=bpm: abs(v - bpm) < 0.1, 2.0, after=changed)
         seen[f"to_{bpm:g}_s"] = None if followed is None else followed - changed
-        seen[f"phase_ms_{bpm:g}"], seen[f"peer_{bpm:g}"] = phase_errors_ms(peer, feedback, changed + 0.5, 3.0)
+        seen[f"phase_ms_{bpm:g}"], seen[f"peer_{bpm:g}"] = phase_errors_ms(peer, feedback, changed + 0.5, 2.5)
         seen[f"bpm_{bpm:g}"] = [value for _, value in feedback.since("/vj/state/bpm", followed or changed)]
     stopped = peer.say("play 0")["at"]
     followed = feedback.wait("/vj/state/playing", (0).__eq__, 2.0, after=stopped)
     seen["stop_s"] = None if followed is None else followed - stopped
-    time.sleep(1.5)  # three beats at 140: none should come while stopped
+    time.sleep(1.0)  # over two beats at 140: none should come while stopped
     started = peer.say("play 1")["at"]
     seen["beats_while_stopped"] = len([at for at, _ in feedback.since("/vj/state/beat", (followed or stopped) + 0.05)
                                        if at < started])

@@ -54,7 +54,7 @@ def recorded_show(x_display, jack, tmp_path_factory):
             time.sleep(0.1)
         time.sleep(0.5)
         controller.send_message([CC, 21, 20])
-        time.sleep(max(0.0, 20 - (time.time() - began)))     # 20 s of show
+        time.sleep(max(0.0, 15 - (time.time() - began)))     # 15 s of show (cue 2, at show time 16, from wall 11)
         quit_sent = time.time()
         oscsend(port, "/vj/quit")
         proc.wait(timeout=30)
@@ -90,12 +90,12 @@ def test_live_show_follows_osc_and_midi_and_quits(recorded_show):
 
 def test_display_keeps_its_rate_while_the_engine_is_slow(recorded_show):
     status = [tuple(map(float, m.groups())) for m in STATUS.finditer(recorded_show["out"])]
-    assert len(status) >= 15, recorded_show["out"][-3000:]
+    assert len(status) >= 11, recorded_show["out"][-3000:]
     settled = status[3:-1]                                                # after start-up, before the quit
     assert min(fps for _, fps, _ in settled) >= 10, status              # the display never waited for the engine
     assert max(steps for _, _, steps in settled) < 5, status             # while the engine crawled
     video = [s for s in ffprobe(recorded_show["record"])["streams"] if s["codec_type"] == "video"]
-    assert int(video[0]["nb_frames"]) > 150 and float(video[0]["duration"]) > 15
+    assert int(video[0]["nb_frames"]) > 110 and float(video[0]["duration"]) > 11
 
 
 def test_replay_follows_the_recorded_cues_and_parameters(recorded_show):

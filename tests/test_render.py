@@ -130,7 +130,7 @@ def test_a_16_9_render_generates_wide_pictures_and_its_guided_steps_work(tmp_pat
     import numpy as np
 
     wav, lrc, mp4, log = tmp_path / "beat.wav", tmp_path / "cue.lrc", tmp_path / "wide.mp4", tmp_path / "f.jsonl"
-    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "3"], check=True)
+    subprocess.run([sys.executable, str(REPO / "examples" / "make_beat.py"), str(wav), "--seconds", "2"], check=True)
     lrc.write_text("[00:00.00]a red sunset over the sea\n")
     proc = run_vj("render", str(wav), "--lrc", str(lrc), "-o", str(mp4), "--fps", "8", "--size", "640x360",
                   "--steps", "2", "--frames-log", str(log), "--set", "display.effects=[]", *TINY)

@@ -284,7 +284,7 @@ def test_vj_live_follows_a_link_peer_and_holds_a_cue_sent_mid_bar_to_the_next_do
         assert seen[f"to_{bpm}_s"] is not None and seen[f"to_{bpm}_s"] < 0.2, seen
         assert seen[f"bpm_{bpm}"] and all(abs(value - bpm) < 0.1 for value in seen[f"bpm_{bpm}"]), seen
         errors = sorted(seen[f"phase_ms_{bpm}"])
-        assert len(errors) >= 4 and abs(errors[len(errors) // 2]) < 2.0, (bpm, errors)
+        assert len(errors) >= 3 and abs(errors[len(errors) // 2]) < 2.0, (bpm, errors)
         assert all(abs(e) < 20.0 for e in errors), (bpm, errors)  # no sample a frame off
     assert seen["stop_s"] is not None and seen["stop_s"] < 0.2, seen
     assert seen["beats_while_stopped"] == 0, seen
@@ -476,7 +476,7 @@ def test_a_tap_on_the_one_sets_the_bars_a_held_cue_jump_lands_on(tmp_path):
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as surface:
                 surface.bind(("127.0.0.1", surface_port))
                 surface.settimeout(0.01)
-                beat = math.ceil((time.perf_counter() + 1.0 - origin) * 2.0) / 2.0 + origin  # a beat a second on
+                beat = math.ceil((time.perf_counter() + 0.5 - origin) * 2.0) / 2.0 + origin  # a beat or two on
                 for cue in (1, 2):
                     for at, address in ((beat + 0.05, "/vj/downbeat"), (beat + 0.3, "/vj/cue/next")):
                         while time.perf_counter() < at:

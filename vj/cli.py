@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import faulthandler
 import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, NoReturn
 
@@ -449,5 +451,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def run() -> None:
+    """The `vj` command: `main`, then a quick exit. The interpreter's teardown (torch, the GL driver, the audio
+    libraries) takes a second and a half after a show and does nothing a show needs: every file vj writes is closed
+    by then. What a normal exit does that matters still happens: other threads are waited for, the exit handlers
+    run (logging's flush, child processes ended), the output is flushed."""
+    code = main()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader gone (`vj osc | head`), a stream closed
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
