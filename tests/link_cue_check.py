@@ -146,8 +146,11 @@ def main(out: Path, command: list[str]) -> dict:
         client.send_message("/vj/prompt", PROMPT)
         seen.update(peer_before_send=reading, sent=sent)
         seen["cue_at"] = feedback.wait("/vj/state/cue", (1).__eq__, 5.0, after=sent)
-        feedback.wait("/vj/state/held", "".__eq__, 2.0, after=sent)  # its own datagram, just after the cue's
-        seen["held"] = [(at - sent, value) for at, value in feedback.since("/vj/state/held", sent)]
+        # The press held, then cleared (its own datagram, just after the cue's). A once-a-second repeat of "" can come
+        # between the send and the press's taking: the list starts at the first held line.
+        taken = feedback.wait("/vj/state/held", bool, 2.0, after=sent)
+        feedback.wait("/vj/state/held", "".__eq__, 2.0, after=taken or sent)
+        seen["held"] = [(at - sent, value) for at, value in feedback.since("/vj/state/held", (taken or sent) - 1e-6)]
         seen["prompt_at"] = feedback.wait("/vj/state/prompt", PROMPT.__eq__, 5.0, after=sent)
         seen["peer_after"] = peer.say("beat")
         seen.update(following_the_peer(peer, feedback))

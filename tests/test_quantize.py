@@ -59,6 +59,24 @@ def test_what_waits_is_said_for_people_until_it_lands():
     assert with_held(["cue 1: rain"], "") == ["cue 1: rain"]
 
 
+def test_with_no_grid_a_press_goes_in_the_same_frame_whatever_the_lookahead():
+    """`now + lookahead - lookahead` can round a step past `now`: a press would wait a frame and show as held."""
+    unknown = Tempo(bpm=0.0, beat=0.0, at=0.0, playing=True, source="audio")
+    held = Quantizer("off", 0.04)
+    for now in (15.986429423389994, 31.995170148807343, 255.96834334247183, 13.1):  # three that round up
+        held.offer(JUMP, unknown, now)
+        assert held.due(now) == [JUMP] and held.waiting() == "", now
+
+
+def test_a_downbeat_tap_moves_what_is_held_to_the_new_bars():
+    before = Tempo(bpm=120.0, beat=5.0, at=100.0, playing=True, source="audio")  # bars at beats 8, 12: 101.5
+    held = Quantizer("bar")
+    held.offer(JUMP, before, now=100.2)
+    after = Tempo(bpm=120.0, beat=7.5, at=100.25, playing=True, source="audio")  # tapped: a bar half a beat on
+    held.regrid(after, now=100.25)
+    assert held.due(100.49) == [] and held.due(100.5) == [JUMP]  # not 101.5, the old bar
+
+
 def test_the_config_accepts_exactly_the_quanta():
     from vj import config
     from vj.control.tempo import QUANTA

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import ctypes
 import faulthandler
 import json
 import logging
@@ -421,7 +422,8 @@ def build_parser() -> Parser:
     p.add_argument("port", help="input port name substring (\"*\" = all)")
     p.add_argument("--mapping", metavar="FILE", help="mapping file to write (default: control.midi_mapping)")
     p.add_argument("--param", help="parameter for a CC (default: ask)")
-    p.add_argument("--action", help="action for a note: cue_next, cue_prev, freeze, blackout, prompt (default: ask)")
+    p.add_argument("--action", help="action for a note: start, cue_next, cue_prev, downbeat, freeze, blackout, prompt "
+                   "(default: ask)")
     p.add_argument("--slot", type=int, default=0, help="prompt bank slot for action prompt (default 0)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait (default 30)")
 
@@ -455,17 +457,19 @@ def run() -> None:
     """The `vj` command: `main`, then a quick exit. The interpreter's teardown (torch, the GL driver, the audio
     libraries) takes a second and a half after a show and does nothing a show needs: every file vj writes is closed
     by then. What a normal exit does that matters still happens: other threads are waited for, the exit handlers
-    run (logging's flush, child processes ended), the output is flushed."""
+    run (logging's flush, child processes ended), the output is flushed, Python's and the C library's."""
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # as the interpreter's exit: thread pools' exit hooks, then other threads waited for
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a reader gone (`vj osc | head`), a stream closed
             pass
+    try:
+        ctypes.CDLL(None).fflush(None)  # native libraries' buffered output (C stdio), which _exit would drop
+    except (OSError, AttributeError):
+        pass
     os._exit(code)
 
 

@@ -81,6 +81,9 @@ def render_video(
     stills = StillsWriter(stills_dir, [c.text for c in sheet.cues]) if stills_dir else None
 
     grid, beats = SheetQuantizer(), BeatCounter()  # {q} cues on the audio's beat
+    if controls is not None and timeline.quantized and not controls.log.cue_starts:
+        log.warning("%s has no cue_starts lines (recorded before vj kept them, or no {q} cue was reached): {q} cues "
+                    "come at their own times", controls.log.path)
 
     def sheet_at(t: float, show_t: float, features) -> Timeline:
         """The timeline with its `{q}` cues placed: as the recorded show placed them, or on the audio's grid."""

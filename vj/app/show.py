@@ -203,6 +203,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             for event in state.drain_events():
                 if event.kind == "downbeat":  # a tap on the one: never held, it moves the grid itself
                     log.info("downbeat from %s: %s", event.source, tempo.mark_downbeat(now))
+                    quantizer.regrid(tempo.read(), now)  # what was held goes to the new bars
                     continue
                 quantizer.offer(event, tempo.read(), now)  # cues.quantize: held to the beat grid, or at once
             for event in quantizer.due(now):

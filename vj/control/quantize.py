@@ -18,7 +18,9 @@ BOUNDARIES = {"beat": "the beat", "bar": "the bar", "2bars": "the 2-bar line", "
 
 def on_grid(tempo: Tempo, at: float, beats: float, lookahead_s: float) -> float:
     """perf_counter time of the grid's first multiple of `beats` at or after `at + lookahead_s`, less the lookahead;
-    `at` itself with no grid. Never before `at`."""
+    `at` itself with no grid (exactly: `at + lookahead_s - lookahead_s` can round a step later). Never before `at`."""
+    if beats <= 0 or tempo.bpm <= 0 or not tempo.playing:
+        return at
     return max(at, tempo.next_boundary(at + lookahead_s, beats) - lookahead_s)
 
 
@@ -41,12 +43,18 @@ class Quantizer:
         self.pending = [(at, event) for at, event in self.pending if at > now]
         return ready
 
+    def regrid(self, tempo: Tempo, now: float) -> None:
+        """The grid moved (a downbeat tap): what is held goes to the new grid's next boundary (what is due already
+        stays due)."""
+        self.pending = [(at if at <= now else on_grid(tempo, now, self.beats, self.lookahead_s), event)
+                        for at, event in self.pending]
+
     def waiting(self) -> str:
         """What waits for the grid, for people (the HUD, a control surface): "held for the bar: next cue (midi),
         prompt (osc)"; "" when nothing does. A performer who pressed a button sees it was taken."""
         if not self.pending:
             return ""
-        return f"held for {BOUNDARIES[self.quantize]}: " + ", ".join(
+        return f"held for {BOUNDARIES.get(self.quantize, 'the grid')}: " + ", ".join(
             f"{_what(event)} ({event.source})" if event.source else _what(event) for _, event in self.pending)
 
 

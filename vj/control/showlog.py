@@ -17,6 +17,7 @@ moment, so `vj replay` renders the show through the same `Director` as the live 
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import logging
@@ -196,6 +197,7 @@ class ControlReplay:
         self._next = 0
         self.ignored = 0                # entries that could not be applied (named in the log)
         self._held: tuple[Timeline, dict[int, float], Timeline] | None = None  # held(): the last answer
+        self._starts_walls = [wall for wall, _ in show_log.cue_starts]  # many lines: one per tempo wobble
 
     def apply_until(self, state: ShowState, wall: float) -> None:
         entries = self.log.entries
@@ -215,11 +217,8 @@ class ControlReplay:
     def held(self, timeline: Timeline, wall: float) -> Timeline:
         """`timeline` with its `{q}` cues where the recorded show had placed them at wall time `wall` (before the
         first `cue_starts` line, or with none: each cue at its own time)."""
-        starts: dict[int, float] = {}
-        for at, placed in self.log.cue_starts:
-            if at > wall:
-                break
-            starts = placed
+        i = bisect.bisect_right(self._starts_walls, wall) - 1
+        starts = self.log.cue_starts[i][1] if i >= 0 else {}
         if self._held is None or self._held[0] is not timeline or self._held[1] != starts:
             self._held = (timeline, starts, timeline.held(starts))
         return self._held[2]
