@@ -200,12 +200,14 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                     hud = not hud
                 elif key == glfw.KEY_F:
                     window.toggle_fullscreen(d.monitor)
+            reading = tempo.read()  # the tempo source's grid for this frame
             for event in state.drain_events():
                 if event.kind == "downbeat":  # a tap on the one: never held, it moves the grid itself
                     log.info("downbeat from %s: %s", event.source, tempo.mark_downbeat(now))
-                    quantizer.regrid(tempo.read(), now)  # what was held goes to the new bars
+                    reading = tempo.read()
+                    quantizer.regrid(reading, now)  # what was held goes to the new bars
                     continue
-                quantizer.offer(event, tempo.read(), now)  # cues.quantize: held to the beat grid, or at once
+                quantizer.offer(event, reading, now)  # cues.quantize: held to the beat grid, or at once
             for event in quantizer.due(now):
                 if event.kind == "prompt":
                     state.set_prompt(event.text, event.source)
@@ -222,7 +224,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 if held:
                     log.info("%s", held)
                 hud_overlay.set_lines(with_held(hud_base, held))
-            sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, tempo.read(), now)
+            sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, reading, now)
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)
@@ -236,7 +238,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             snap, inputs = state.snapshot(), None
             # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
             osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override), held=held)
-            osc.send_tempo(tempo.read())  # a tempo change or a stop as soon as it is read, the beat on each beat
+            osc.send_tempo(reading)  # a tempo change or a stop as soon as it is read, the beat on each beat
             if shown_seq and not snap.blackout:
                 blend = min(1.0, (now - frame_shown_at) / frame_interval)
                 inputs = effect_inputs(clock.now(), features(), snap, blend)
@@ -269,14 +271,14 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched,
                                          outputs)
                 hud_base = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
-                                     tempo.source, heard.beat_confidence, tempo.read().playing)
+                                     tempo.source, heard.beat_confidence, reading.playing)
                 lines = with_held(hud_base, held)
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
                 osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override),
                                   fps, held, force=True)
-                osc.send_tempo(tempo.read(), force=True)
+                osc.send_tempo(reading, force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:
                     watched.reload_if_changed()

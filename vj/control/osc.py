@@ -306,7 +306,7 @@ class OscControl:
         With force, the tempo, transport and source all go (the once-a-second repeat)."""
         if self.feedback is None:
             return
-        playing = int(reading.playing and reading.bpm > 0)
+        playing = int(reading.running)
         values: dict[str, object] = {}
         beat = reading.beat_at(time.perf_counter())
         if playing and math.floor(beat) != self._last_beat:

@@ -19,7 +19,7 @@ BOUNDARIES = {"beat": "the beat", "bar": "the bar", "2bars": "the 2-bar line", "
 def on_grid(tempo: Tempo, at: float, beats: float, lookahead_s: float) -> float:
     """perf_counter time of the grid's first multiple of `beats` at or after `at + lookahead_s`, less the lookahead;
     `at` itself with no grid (exactly: `at + lookahead_s - lookahead_s` can round a step later). Never before `at`."""
-    if beats <= 0 or tempo.bpm <= 0 or not tempo.playing:
+    if beats <= 0 or not tempo.running:
         return at
     return max(at, tempo.next_boundary(at + lookahead_s, beats) - lookahead_s)
 

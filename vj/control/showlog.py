@@ -197,7 +197,6 @@ class ControlReplay:
         self._next = 0
         self.ignored = 0                # entries that could not be applied (named in the log)
         self._held: tuple[Timeline, dict[int, float], Timeline] | None = None  # held(): the last answer
-        self._starts_walls = [wall for wall, _ in show_log.cue_starts]  # many lines: one per tempo wobble
 
     def apply_until(self, state: ShowState, wall: float) -> None:
         entries = self.log.entries
@@ -217,7 +216,7 @@ class ControlReplay:
     def held(self, timeline: Timeline, wall: float) -> Timeline:
         """`timeline` with its `{q}` cues where the recorded show had placed them at wall time `wall` (before the
         first `cue_starts` line, or with none: each cue at its own time)."""
-        i = bisect.bisect_right(self._starts_walls, wall) - 1
+        i = bisect.bisect_right(self.log.cue_starts, wall, key=lambda item: item[0]) - 1  # a line per tempo wobble
         starts = self.log.cue_starts[i][1] if i >= 0 else {}
         if self._held is None or self._held[0] is not timeline or self._held[1] != starts:
             self._held = (timeline, starts, timeline.held(starts))

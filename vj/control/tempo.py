@@ -41,6 +41,11 @@ class Tempo:
     source: str                         # "audio", "link" or "midi_clock"
     quantum: float = 4.0                # beats per bar
 
+    @property
+    def running(self) -> bool:
+        """A grid to follow: a tempo known and the transport playing."""
+        return self.bpm > 0 and self.playing
+
     def beat_at(self, now: float) -> float:
         """The grid's beat at perf_counter time `now` (extrapolated at the reading's tempo)."""
         return self.beat + (now - self.at) * self.bpm / 60.0
@@ -58,7 +63,7 @@ class Tempo:
     def next_boundary(self, now: float, beats: float) -> float:
         """perf_counter time of the first multiple of `beats` on the grid at or after `now` (now itself when there
         is no grid: no tempo, stopped, or beats <= 0)."""
-        if beats <= 0 or self.bpm <= 0 or not self.playing:
+        if beats <= 0 or not self.running:
             return now
         beat = self.beat_at(now)
         target = math.ceil(beat / beats - 1e-9) * beats
@@ -134,7 +139,7 @@ def with_tempo(features: AudioFeatures, tempo: Tempo, now: float, hop_s: float, 
     beat fell within the last `hop_s` (an audio block), the envelope at 1 on the beat, releasing over `release_s`.
     With no grid (no tempo yet, the transport stopped, a clock that ran before its Start was heard) the beat stays
     the one the audio hears."""
-    if tempo.bpm <= 0 or not tempo.playing:
+    if not tempo.running:
         return replace(features, bpm=tempo.bpm)
     beat = tempo.beat_at(now)
     since = (beat % 1.0) * 60.0 / tempo.bpm  # seconds since the last beat
