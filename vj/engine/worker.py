@@ -59,6 +59,8 @@ class PublishedFrame:
     steps_per_second: float             # guided steps per second, recent average
     published_at: float                 # time.perf_counter() at publish
     quality: str = ""                   # steps and cutouts used, as the HUD shows them
+    graph_replays: int = -1             # CUDA graph launches so far (-1: no graphs: off, on the CPU, or dropped)
+    fallbacks: tuple[str, ...] = ()     # what the engine gave up (warm-up, graphs, compiled code), in words
 
 
 class EngineWorker:
@@ -135,8 +137,9 @@ class EngineWorker:
             log.info("engine warmed up in %.1f s", time.perf_counter() - started)
         except _Stopped:
             pass
-        except Exception:  # noqa: BLE001  the show goes on: shapes not warmed up compile when first used
+        except Exception as e:  # noqa: BLE001  the show goes on: shapes not warmed up compile when first used
             self.errors += 1
+            self.optimizer.fallbacks.append(f"warm-up: {type(e).__name__}: {e}")
             log.exception("engine warm-up failed; going on without it")
 
     def _out_of_memory(self) -> None:
@@ -146,6 +149,10 @@ class EngineWorker:
             torch.cuda.empty_cache()
         self.optimizer.set_cutouts(self.governor.lower_cutouts().cutouts)
         log.warning("out of memory in a guided step: now %d cutouts per step", self.optimizer.cutouts)
+
+    def _graph_replays(self) -> int:
+        graphs = self.optimizer.graphs
+        return graphs.replays if graphs is not None else -1
 
     def _loop(self) -> None:
         rate, last = 0.0, time.perf_counter()
@@ -169,7 +176,8 @@ class EngineWorker:
                 rate = 0.8 * rate + 0.2 * (steps / max(now - last, 1e-6))
                 last = now
                 self.frames.publish(PublishedFrame(pixels, t, plan.cue, " | ".join(p.text for p in plan.prompts),
-                                                   loss, rate, now, quality.describe(plan.steps)))
+                                                   loss, rate, now, quality.describe(plan.steps),
+                                                   self._graph_replays(), tuple(self.optimizer.fallbacks)))
             except torch.OutOfMemoryError:
                 self._out_of_memory()
             except Exception:  # noqa: BLE001  the show goes on: log, count, keep the last good frame
