@@ -57,4 +57,4 @@ wheels: $(VENV)/.installed
 	@VENV=$(VENV) scripts/gpu_wheels.sh
 
 gpu-check:
-	@scripts/gpu_check.sh $(OUT)/gpu-check
+	@VENV=$(VENV) scripts/gpu_check.sh $(OUT)/gpu-check

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs scripts/gpu_check.py with its results in DIR (first argument, default out/gpu-check) and everything printed
-# also in DIR/gpu_check.log; exits with the Python script's exit code (2 when it could not be started). Works:
-#  - here, in .venv (made by `make setup`, run first if missing);
+# also in DIR/gpu_check.log; exits with the Python script's exit code (2 when it could not be started). On the GPU
+# machine the whole of it, setup included, takes VJ_CHECK_TOTAL_S (420 s; the device's command limit is 600), and a
+# hard stop 40 s after that ends a check whose own watchdog did not. Works:
+#  - here, in $VENV (default .venv, made by `make setup`, run first if missing);
 #  - on the lent GPU machine, which has no network and no .venv: `make wheels` (here) put what its image lacks into
 #    .whl/ and .gl/, which the run names in `carry`; they are installed first, as the device README says.
 # Results go into DIR itself, not below it: the device returns files at most 2 folders under $OUT, 8 at most.
@@ -36,10 +38,12 @@ setup_device() {
   PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --no-index --no-deps \
     --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || { echo "installing .whl/*.whl failed"; return 2; }
   export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"   # vj itself is not installed: it runs from here
-  # Each import on its own, so one that crashes does not hide the others; a failure is reported, not fatal.
+  # Each import on its own, so one that crashes does not hide the others (all at once: the machine has the cores,
+  # and one at a time they took a minute of the budget); a failure is reported, not fatal.
   for m in open_clip moderngl glfw pythonosc rtmidi safetensors scipy av sounddevice soundfile mir_eval vj; do
-    err=$(timeout 120 python3 -c "import $m" 2>&1) || echo "import $m FAILED: $(tail -n 1 <<<"$err")"
+    { err=$(timeout 120 python3 -c "import $m" 2>&1) || echo "import $m FAILED: $(tail -n 1 <<<"$err")"; } &
   done
+  wait
   # The carried wheels' and vj's requirements against what the image has (versions there are not known here).
   python3 - "$SITE" <<'EOF' || echo "requirement check failed (ignored: information only)"
 import sys, tomllib
@@ -69,24 +73,27 @@ EOF
 main() {
   local start=$SECONDS py budget=
   echo "== gpu_check.sh $(date -u +%FT%TZ), results in $DIR"
-  if [ -x .venv/bin/python ]; then
-    py=.venv/bin/python
+  local venv=${VENV:-.venv}
+  if [ -x "$venv/bin/python" ]; then
+    py=$venv/bin/python
   elif command -v nvidia-smi >/dev/null; then
     # A GPU and no .venv (never carried): the lent machine. No network there, so never `make setup` (it would hang).
     [ -d .whl ] || { echo "no .whl/ here: run 'make wheels' beforehand and name .whl and .gl in carry"; return 2; }
     setup_device || return 2
     py=python3
     # The device tool stops a command after 600 s; the check gets what the setup left of VJ_CHECK_TOTAL_S.
-    budget=$(( ${VJ_CHECK_TOTAL_S:-540} - (SECONDS - start) ))
+    budget=$(( ${VJ_CHECK_TOTAL_S:-420} - (SECONDS - start) ))
   else
-    make setup || return 2
-    py=.venv/bin/python
+    make setup VENV="$venv" || return 2
+    py=$venv/bin/python
   fi
   if [ ! -f scripts/gpu_check.py ]; then
     echo "scripts/gpu_check.py does not exist yet: nothing to run"
     return 2
   fi
-  PYTHONUNBUFFERED=1 "$py" scripts/gpu_check.py --out "$DIR" ${budget:+--budget-s "$budget"}
+  local stop=()
+  [ -z "$budget" ] || stop=(timeout -k 10 $((budget + 40)))
+  PYTHONUNBUFFERED=1 "${stop[@]}" "$py" scripts/gpu_check.py --out "$DIR" ${budget:+--budget-s "$budget"}
   local rc=$?
   echo "== gpu_check.py exited $rc after $((SECONDS - start)) s (with the setup)"
   return $rc

@@ -230,3 +230,27 @@ def test_a_failing_compiled_step_falls_back_to_eager_and_says_so(fixture_t, tiny
     result = opt.step()
     assert torch.isfinite(result.loss) and not opt.compiled and opt._step_fn == opt.guided_step
     assert opt.fallbacks == ["compiled code: RuntimeError: inductor could not compile this"]
+
+
+def test_half_precision_images_are_cropped_where_float32_ones_are():
+    # A checkerboard of 8-pixel squares, exact in bf16: a crop grid rounded to bf16 (half a pixel at width 512)
+    # moves the squares' edges, so its cutouts differ from float32's by up to half the contrast along every edge.
+    ys, xs = torch.meshgrid(torch.arange(512), torch.arange(512), indexing="ij")
+    board = (((ys // 8) + (xs // 8)) % 2).float().expand(1, 3, 512, 512)
+    u = torch.rand(16, 4, generator=torch.Generator().manual_seed(0))
+    reference = make_cutouts(board, 224, 1.0, u)
+    for dtype in (torch.bfloat16, torch.float16):
+        half = make_cutouts(board.to(dtype), 224, 1.0, u)
+        assert half.dtype == torch.float32
+        assert (half - reference).abs().max() < 1e-4, dtype
+
+
+def test_one_image_cut_without_copies_has_the_gradient_of_copies():
+    image = torch.rand(1, 3, 40, 56, requires_grad=True)
+    u = torch.rand(5, 4, generator=torch.Generator().manual_seed(2))
+    weights = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    (make_cutouts(image, 16, 1.0, u) * weights).sum().backward()
+    copies = image.detach().repeat(2, 1, 1, 1).requires_grad_(True)  # two images: the copying path
+    (make_cutouts(copies, 16, 1.0, u.repeat(2, 1)) * weights.repeat(2, 1, 1, 1)).sum().backward()
+    for copy in copies.grad:
+        assert torch.allclose(image.grad[0], copy, atol=1e-5)

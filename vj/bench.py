@@ -142,6 +142,42 @@ def guidance(resolution: int = 256, cutouts: int = 8, generator_arch: str = "T",
             "loss_scale": float(optimizer.loss_scale), "fallbacks": optimizer.fallbacks, **_memory(cuda)}
 
 
+def agreement(precision: str, resolution: int = 64, generator_arch: str = "tiny", clip: str = "tiny",
+              cutouts: int = 4, device: str = "cpu", draws: int = 4) -> dict:
+    """How far a half-precision guided step is from fp32's: the same random networks, latent, prompts and cutout
+    draws, the loss and the latent's gradient computed in `precision` and in fp32. Reports the worst over `draws`
+    draws: the loss's relative difference and the gradients' cosine (1 = the same direction)."""
+    from vj.config import OptimizerConfig
+    from vj.cues.prompts import WeightedPrompt
+    from vj.engine.optimizer import CUTOUT_NOISE, LatentOptimizer
+    from vj.models.clip import load_clip
+
+    def losses_and_grads(dtype: str) -> list[tuple[float, torch.Tensor]]:
+        _prepare(device)
+        G = random_generator(generator_arch, resolution, device).set_precision(dtype)
+        guide = load_clip(clip if clip == "tiny" else f"{clip}/random", device, dtype)
+        optimizer = LatentOptimizer(G, guide, OptimizerConfig(cutouts=cutouts, compile="off", cuda_graphs=False))
+        optimizer.set_prompts([WeightedPrompt("a neon city at night"), WeightedPrompt("rust and chrome", -0.3)])
+        draw = torch.Generator().manual_seed(1)  # the same cutouts for every precision
+        out = []
+        for _ in range(draws):
+            uniforms = torch.rand(cutouts, 4, generator=draw).to(device)
+            noise = (torch.randn(cutouts, 3, guide.input_size, guide.input_size, generator=draw) * CUTOUT_NOISE)
+            grad, (loss, _) = torch.func.grad(optimizer.loss, has_aux=True)(
+                optimizer.q, uniforms, noise.to(device), optimizer.transform)
+            out.append((float(loss), (grad / optimizer.loss_scale).double().flatten().cpu()))
+        return out
+
+    reference, half = losses_and_grads("fp32"), losses_and_grads(precision)
+    rel = [abs(h - r) / max(abs(r), 1e-12) for (r, _), (h, _) in zip(reference, half)]
+    cosine = [float(torch.nn.functional.cosine_similarity(g_r, g_h, dim=0)) for (_, g_r), (_, g_h) in
+              zip(reference, half)]
+    return {"what": "agreement", "generator": f"{generator_arch} @ {resolution}", "clip": clip, "cutouts": cutouts,
+            "device": device, "precision": precision, "draws": draws, "loss_fp32": round(reference[0][0], 5),
+            "loss_rel_diff": round(max(rel), 5), "grad_cosine": round(min(cosine), 5),
+            **_memory(device.startswith("cuda"))}
+
+
 def transfer(size: int = 1024, repeats: int = 50) -> dict:
     """What a displayed frame costs between GPU and host, as the engine moves it: the uint8 frame into pinned host
     memory (asynchronous copy, then waiting for it), the same into pageable memory, and the 3x3 input transform
@@ -240,6 +276,7 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
     analyzer = AudioAnalyzer(ring, FeatureExtractor.from_config(a, a.sample_rate))
     clicks: list[float] = []              # perf_counter when each click's block went into the ring
     frames: list[tuple[float, float, float]] = []  # (swap time, onset the effects saw, engine steps/s)
+    engine: list = []                     # the newest engine frame at each displayed frame
     stop = threading.Event()
     rng = np.random.default_rng(0)
     quiet = (1e-4 * rng.standard_normal(a.block_size)).astype(np.float32)  # a faint floor, not digital silence
@@ -275,6 +312,7 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
 
     def on_frame(swapped: float, inputs, frame) -> None:
         frames.append((swapped, inputs.onset if inputs else 0.0, frame.steps_per_second if frame else 0.0))
+        engine.append(frame)
 
     try:
         run_show(cfg, clock, lambda: analyzer.features, None, seconds + warmup, begin=begin, on_frame=on_frame,
@@ -283,6 +321,8 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
         stop.set()
         analyzer.stop()
     settled = [f for f in frames if f[0] >= began[0] + warmup]
+    measured = [e for f, e in zip(frames, engine) if f[0] >= began[0] + warmup and e is not None]
+    last = measured[-1] if measured else None
     swaps = np.array([f[0] for f in settled])
     frame_ms = np.diff(swaps) * 1000
     latencies = []
@@ -307,7 +347,17 @@ def live(cfg, seconds: float = 20.0, click_every: float = 0.5, warmup: float = 3
             "steps_per_displayed_frame": round(float(np.median([f[2] for f in settled])) * float(np.median(frame_ms))
                                                / 1000, 2) if settled and frame_ms.size else 0.0,
             "audio_block_ms": round(1000 * a.block_size / a.sample_rate, 2),
-            "clicks": len(clicks), "audio_to_screen_ms": stats(latencies)}
+            "clicks": len(clicks), "audio_to_screen_ms": stats(latencies),
+            "max_fps": cfg.display.max_fps, "frames_late": late_frames(frame_ms, cfg.display.max_fps),
+            # CUDA graphs in use, and replayed while measured (not only captured at the warm-up)
+            "graphs": last is not None and last.graph_replays >= 0,
+            "graph_replays": max(0, last.graph_replays - measured[0].graph_replays) if last else 0,
+            "fallbacks": list(last.fallbacks) if last else []}
+
+
+def late_frames(frame_ms: np.ndarray, max_fps: float) -> int:
+    """Displayed frames that came a frame or more late (over 1.5 periods of the display's cap; none without one)."""
+    return int((np.asarray(frame_ms) > 1.5 * 1000 / max_fps).sum()) if max_fps > 0 else 0
 
 
 def quick(what: str = "all", out: str | None = None) -> dict:

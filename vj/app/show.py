@@ -31,7 +31,7 @@ from vj.control.quantize import Quantizer, SheetQuantizer
 from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
-from vj.render.frametimes import FrameTimes
+from vj.render.frametimes import FramePacer, FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line, with_held
 from vj.render.outputs import configured, open_outputs
 from vj.render.recorder import Recording
@@ -182,12 +182,11 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     if recording:
         recording.begin(clock)
     worker.go()
-    min_frame_time = 1.0 / d.max_fps if d.max_fps > 0 else 0.0
     hud, shown_seq, displayed = d.hud, 0, 0
     hud_base, held = [], ""  # the HUD's lines as of its last once-a-second update; what waits for the grid
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
-    pacing = FrameTimes()
+    pacing, pacer = FrameTimes(), FramePacer(d.max_fps)
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
@@ -260,8 +259,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             if on_frame is not None:
                 on_frame(swapped, inputs, frame)
             displayed += 1
-            # Without vsync (or under Xvfb) the loop would spin and starve the engine of CPU.
-            time.sleep(max(0.0, min_frame_time - (time.perf_counter() - now)))
+            pacer.wait()  # without vsync (or under Xvfb) the loop would spin and starve the engine of CPU
             if now - last_report >= 1.0:
                 fps = displayed / (now - last_report)
                 status = status_line(clock.now(), frame, fps)

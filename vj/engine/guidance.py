@@ -19,7 +19,7 @@ def make_cutouts(
     uniforms: torch.Tensor,             # [B * cutouts, 4] uniform 0..1 draws: size, x, y, flip
     noise: torch.Tensor | None = None,  # [B * cutouts, 3, size, size] added as is (already scaled), or None
     min_frac: float = 0.25,             # smallest crop as a fraction of the image's shorter side
-) -> torch.Tensor:                      # [B * cutouts, 3, size, size]
+) -> torch.Tensor:                      # [B * cutouts, 3, size, size] float32
     """Random crops as one grid_sample. The random numbers come in as tensors, drawn by the caller into
     preallocated buffers, so this function is pure: same shapes every step, nothing to sync, graph-capturable."""
     n = uniforms.shape[0]
@@ -34,9 +34,13 @@ def make_cutouts(
     zero = torch.zeros_like(side)
     theta = torch.stack([scale_x * flip, zero, offset_x, zero, scale_y, offset_y], 1).reshape(n, 2, 3)
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
-    source = images.repeat_interleave(cutouts, dim=0)
-    out = F.grid_sample(source, grid.to(images.dtype), mode="bilinear", padding_mode="reflection", align_corners=False)
-    return out if noise is None else out + noise.to(out.dtype)
+    # Sampled in float32 whatever the image's type: a grid rounded to bf16 misplaces a crop by up to half a pixel
+    # at width 512, and grid_sample wants one type for both. The cutouts' encoder casts them to its own.
+    source = images.float()
+    # One image (the engine's batch) is sampled by every cutout without copying it once per cutout.
+    source = source.expand(n, -1, -1, -1) if images.shape[0] == 1 else source.repeat_interleave(cutouts, dim=0)
+    out = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out if noise is None else out + noise
 
 
 def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,11 @@
-"""Display pacing over a whole show in constant memory: the intervals between displayed frames in a fixed
-histogram (1 ms bins), so a 3-hour set can still say its p99 and its worst stall."""
+"""Display pacing: frames held to display.max_fps where nothing else paces them (no vsync, Xvfb, offscreen), and
+measured over a whole show in constant memory: the intervals between displayed frames in a fixed histogram (1 ms
+bins), so a 3-hour set can still say its p99 and its worst stall."""
 
 from __future__ import annotations
+
+import time
+from typing import Callable
 
 import numpy as np
 
@@ -40,3 +44,23 @@ class FrameTimes:
         return (f"display: {self.frames} frames, frame time p50 {self.percentile(50):.1f} ms, "
                 f"p99 {self.percentile(99):.1f} ms, worst {self.worst_ms:.1f} ms, "
                 f"{self.stalls} stall(s) of {STALL_MS:.0f} ms or more")
+
+
+class FramePacer:
+    """Holds the render loop to `max_fps` (0: no cap) on deadlines one period apart. Sleeping a period after each
+    frame's start instead would add the sleep's overshoot to every frame, so the display would run below the cap
+    and every frame would miss a 60 Hz budget. After a frame later than a period the deadlines start again from
+    now: no burst of short frames to catch up."""
+
+    def __init__(self, max_fps: float, clock: Callable[[], float] = time.perf_counter,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.period = 1.0 / max_fps if max_fps > 0 else 0.0
+        self.clock, self.sleep = clock, sleep
+        self._due = clock()
+
+    def wait(self) -> None:
+        """Sleeps until the next frame may start (at least yielding, so the engine's threads get the CPU)."""
+        self._due += self.period
+        if self.clock() - self._due > self.period:
+            self._due = self.clock()
+        self.sleep(max(0.0, self._due - self.clock()))
