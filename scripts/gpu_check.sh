@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs scripts/gpu_check.py with its results in DIR (first argument, default out/gpu-check) and everything printed
+# Runs scripts/gpu_check.py with its results in DIR (first argument, default out/gpu-check; more arguments go to
+# gpu_check.py, e.g. --only 'guided step') and everything printed
 # also in DIR/gpu_check.log; exits with the Python script's exit code (2 when it could not be started). On the GPU
 # machine the whole of it, setup included, takes VJ_CHECK_TOTAL_S (420 s; the device's command limit is 600), and a
 # hard stop 40 s after that ends a check whose own watchdog did not. Works:
@@ -10,6 +11,7 @@
 set -uo pipefail
 
 DIR=${1:-out/gpu-check}
+CHECK_ARGS=("${@:2}")
 mkdir -p "$DIR" && DIR=$(cd "$DIR" && pwd) || exit 2
 cd "$(dirname "$0")/.." || exit 2
 SITE=/tmp/vj-site   # the carried wheels go here, outside the image's own site-packages
@@ -93,7 +95,8 @@ main() {
   fi
   local stop=()
   [ -z "$budget" ] || stop=(timeout -k 10 $((budget + 40)))
-  PYTHONUNBUFFERED=1 "${stop[@]}" "$py" scripts/gpu_check.py --out "$DIR" ${budget:+--budget-s "$budget"}
+  PYTHONUNBUFFERED=1 "${stop[@]}" "$py" scripts/gpu_check.py --out "$DIR" ${budget:+--budget-s "$budget"} \
+    "${CHECK_ARGS[@]}"
   local rc=$?
   echo "== gpu_check.py exited $rc after $((SECONDS - start)) s (with the setup)"
   return $rc
