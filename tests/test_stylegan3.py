@@ -73,7 +73,8 @@ def test_reference_state_dict_names_load_strictly(fixture_t):
     (2, 2, 12, 12, [9, 8, 9, 8], True),
     (2, 2, 12, 12, [3, 1, 2, 5], False),  # asymmetric padding, beyond what StyleGAN3 uses
 ])
-def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, padding, radial):
+@pytest.mark.parametrize("impl", ["conv", "banded"])
+def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, padding, radial, impl):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 40, 40) * 3
     b = torch.randn(5)
@@ -81,7 +82,7 @@ def test_fast_filtered_lrelu_matches_reference(up, down, taps_up, taps_down, pad
     fd = design_lowpass_filter(taps_down, 4, 2, 16 * up, radial=radial)
     args = dict(up=up, down=down, padding=padding, gain=np.sqrt(2), slope=0.2, clamp=2.0)
     ref = filtered_lrelu(x, fu, fd, b, impl="ref", **args)
-    fast = filtered_lrelu(x, fu, fd, b, impl="fast", **args)
+    fast = filtered_lrelu(x, fu, fd, b, impl=impl, **args)
     assert fast.shape == ref.shape
     assert (fast - ref).abs().max() <= 1e-5
     assert ref.abs().max() > 0.1  # not trivially zero
@@ -91,13 +92,36 @@ def test_fast_upfirdn_differentiable_like_reference():
     torch.manual_seed(1)
     f = design_lowpass_filter(12, 4, 2, 32)
     grads = []
-    for impl in ("ref", "fast"):
+    for impl in ("ref", "conv", "banded"):
         x = torch.randn(1, 3, 12, 12, requires_grad=True)
         torch.manual_seed(2)
         x.data = torch.randn(1, 3, 12, 12)
         upfirdn2d(x, f, up=2, padding=[9, 8, 9, 8], gain=4, impl=impl).square().sum().backward()
         grads.append(x.grad)
-    assert (grads[0] - grads[1]).abs().max() <= 1e-4
+    assert (grads[0] - grads[1]).abs().max() <= 1e-4 and (grads[0] - grads[2]).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("up,down,padding", [(1, 2, [3, 0, -2, 5]), (2, 3, [4, 7, 1, 0]), (3, 1, [0, 0, 0, 0])])
+def test_banded_upfirdn_matches_reference_in_any_combination(up, down, padding):
+    """Up-sampling, padding or cropping, and down-sampling together in one call (the reference allows it)."""
+    torch.manual_seed(3)
+    x = torch.randn(2, 4, 17, 23)
+    f = design_lowpass_filter(8, 3, 2, 16)
+    ref = upfirdn2d(x, f, up=up, down=down, padding=padding, gain=up * up, impl="ref")
+    banded = upfirdn2d(x, f, up=up, down=down, padding=padding, gain=up * up, impl="banded")
+    assert banded.shape == ref.shape and (banded - ref).abs().max() <= 1e-5
+
+
+def test_synthesis_is_the_same_picture_through_every_filter_implementation(fixture_t):
+    G, cases = fixture_t
+    ws = cases["ws_psi1.0"][:1]
+    pictures = {}
+    with torch.no_grad():
+        for impl in ("conv", "banded"):
+            G.set_impl(impl)
+            pictures[impl] = G.synthesis(ws)
+    G.set_impl("fast")
+    assert (pictures["banded"] - pictures["conv"]).abs().max() <= TOL
 
 
 def test_compiled_synthesis_matches_eager(fixture_t):

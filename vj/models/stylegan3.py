@@ -542,7 +542,7 @@ class Generator(torch.nn.Module):
         return [m for m in self.modules() if isinstance(m, SynthesisLayer)]
 
     def set_impl(self, impl: Impl) -> None:
-        """Choose the filtered-lrelu implementation of every layer ("fast" or "ref")."""
+        """Choose the filtered-lrelu implementation of every layer (filtered_ops.IMPLS; "fast" picks the device's)."""
         for layer in self._layers():
             layer.impl = impl
 
