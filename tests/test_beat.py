@@ -84,3 +84,16 @@ def test_beats_are_reported_at_their_true_time(bpm):
     offsets = [d for d in offsets if abs(d) < 0.07]
     assert len(offsets) > 0.9 * len(ref)
     assert abs(np.median(offsets)) < 0.010  # the detector's window was 10-22 ms late before
+
+
+@pytest.mark.parametrize("bpm, hat", [(126, "noise_hat"), (140, "noise_hat"), (110, "tone_hat")])
+def test_a_kick_on_every_beat_is_the_beat_whatever_fills_the_bands_between(bpm, hat):
+    """Four on the floor from a clickless sine-sweep kick, with off-beat hats that reach the mid band (white noise,
+    or a tone switched on hard): the beats used to land on the hats, half a beat off, for the whole track (issue
+    29). A soft pad under it, as in the issue's grooves. (At 100 BPM these grooves are still read at 200: the
+    kick and the hats make one pulse of eighths.)"""
+    parts = {"sweep_kick": FOUR_ON_THE_FLOOR, hat: OFF_BEATS, "pad": "x..............."}
+    pattern = groove(bpm, [(14, parts)], RATE)
+    analysis = analyze_samples(pattern.samples, RATE)
+    assert beat_f(pattern, analysis.beats) >= 0.95
+    assert abs(tempo_at(analysis, 15.0) - bpm) < 2

@@ -75,6 +75,7 @@ class BeatTracker:
         self.since_change = 0                 # samples of history since the last tempo change
         self.off_count = 0                    # confident phase measurements in a row far from the clock
         self.locked_at = 0.0                  # when the clock last (re)started
+        self.kick_on_every_beat = False       # the last tempo estimate heard four on the floor
 
     def __call__(self, strengths: np.ndarray | tuple[float, float, float], t: float) -> Beat:
         self.history[:, :-1] = self.history[:, 1:]
@@ -191,6 +192,11 @@ class BeatTracker:
         best = self._octave(self._binary(int(np.argmax(score)), score, peak), score, peak, n)
         lag = self._refine(score, best)
         confidence = float(np.clip(comb[:, best].max(), 0.0, 1.0))
+        pairs = _adjacent_pairs(ac)
+        # Whether a kick falls on every beat chosen, however it was chosen (the phase then follows the kick). On
+        # pairs of lags, so that a period between two lags is not halved at its odd multiples; measured on grooves
+        # with exact beats, a kick on every beat scores 0.8-1.2 there, half-time hip-hop's kick and bass 0.4-0.7.
+        self.kick_on_every_beat = _four_on_the_floor(pairs[0], lag, n, level=0.75)
         return lag, confidence
 
     def _refine(self, score: np.ndarray, best: int) -> float:
@@ -250,7 +256,7 @@ class BeatTracker:
         every other beat."""
         if 4 * lag >= 0.75 * n:
             return 0.0
-        at = [mid[int(round(k * lag))] for k in (1, 2, 3, 4)]  # mid: widened by a sample each way
+        at = [mid[int(round(k * lag))] for k in (1, 2, 3, 4)]  # mid: adjacent lags paired
         return float((at[1] + at[3]) / 2 - (at[0] + at[2]) / 2)
 
     def _phase(self, x: np.ndarray, lag: float, t: float) -> tuple[float, float]:
@@ -259,7 +265,9 @@ class BeatTracker:
         # Spread each onset over a few samples: a snare's flux rises over several blocks, a hat's in one, and a
         # train sampling single blocks would favour whichever is sharper.
         smooth = _moving_average(x, 5)
-        accent = 0.5 * smooth[0] + smooth[1]  # basslines crowd the low band; a snare or clap is the surer mark
+        # Basslines crowd the low band, and a snare or clap is the surer mark; but where a kick falls on every
+        # beat, the kick is the beat, and whatever fills the mid band between kicks (noisy hats reach it) is not.
+        accent = smooth[0] + 0.5 * smooth[1] if self.kick_on_every_beat else 0.5 * smooth[0] + smooth[1]
         hats = np.maximum(smooth[2] - smooth[1], 0.0)  # hats alone: a snare rises in the high band too, on the beat
         beats_back = max(1, int((n - 1 - lag / 2) // lag))
         weights = 0.85 ** np.arange(beats_back)
@@ -276,9 +284,10 @@ class BeatTracker:
         return t - self.delay - offset / self.rate, strength
 
 
-def _four_on_the_floor(low: np.ndarray, lag: float, n: int) -> bool:
-    """The low band repeats at lag, and as much at its odd multiples as at its even ones."""
-    return 2 * lag < 0.75 * n and low[int(round(lag))] >= 0.3 and _odd_even(low, lag, n) >= 0.65
+def _four_on_the_floor(low: np.ndarray, lag: float, n: int, level: float = 0.3) -> bool:
+    """The low band repeats at lag (its correlation there at least `level`), and as much at its odd multiples as
+    at its even ones."""
+    return 2 * lag < 0.75 * n and low[int(round(lag))] >= level and _odd_even(low, lag, n) >= 0.65
 
 
 def _odd_even(ac: np.ndarray, lag: float, n: int) -> float:
@@ -299,6 +308,15 @@ def _widen(ac: np.ndarray, half_width: int) -> np.ndarray:
         out[..., :-shift] = np.maximum(out[..., :-shift], ac[..., shift:])
         out[..., shift:] = np.maximum(out[..., shift:], ac[..., :-shift])
     return out
+
+
+def _adjacent_pairs(ac: np.ndarray) -> np.ndarray:
+    """At each lag, the larger sum of it and one neighbour (along the last axis): a period that is not a whole
+    number of samples splits its repeats between two lags, and a pair catches both halves."""
+    left, right = ac.copy(), ac.copy()
+    left[..., 1:] += ac[..., :-1]
+    right[..., :-1] += ac[..., 1:]
+    return np.maximum(left, right)
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:

@@ -105,7 +105,9 @@ def groove(
     seed: int = 0,
 ) -> Pattern:
     """Voices: kick, snare, hat, open_hat, bass (a saw bass note an eighth long), lead (a bright pluck), pad (a
-    chord held for the bar, slow attack: no transient). Beats are the quarter notes, from 0."""
+    chord held for the bar, slow attack: no transient); and other timbres of a kick and a hat: sweep_kick (a sine
+    falling from 150 to 45 Hz, no click), noise_hat (a burst of white noise: it reaches every band) and tone_hat (an
+    8 kHz tone, switched on hard). Beats are the quarter notes, from 0."""
     rng = np.random.default_rng(seed)
     step = 60.0 / bpm / 4
     bars = sum(count for count, _ in sections)
@@ -120,9 +122,10 @@ def groove(
         "lead": _tone(sample_rate, 880.0, step * 2.5, 9.0, 10),
         "pad": _tone(sample_rate, 220.0, step * 16, 0.2, 6, 0.6) + _tone(sample_rate, 277.2, step * 16, 0.2, 6, 0.6)
         + _tone(sample_rate, 329.6, step * 16, 0.2, 6, 0.6),
+        **_other_timbres(sample_rate, rng),
     }
     level = {"kick": 0.9, "snare": 0.4, "hat": 0.2, "open_hat": 0.12, "bass": 0.35, "lead": 0.3, "pad": 0.08,
-             **(gains or {})}
+             "sweep_kick": 0.9, "noise_hat": 0.28, "tone_hat": 0.28, **(gains or {})}  # the hats 10 dB under
     onsets: list[float] = []
     bar = 0
     for count, parts in sections:
@@ -144,6 +147,16 @@ def groove(
     stereo = np.stack([out, out], axis=1).astype(np.float32)
     beats = np.arange(bars * 4) * step * 4
     return Pattern(stereo, sample_rate, beats, np.unique(np.round(np.array(onsets), 6)))
+
+
+def _other_timbres(sample_rate: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    t = np.arange(int(0.3 * sample_rate)) / sample_rate
+    pitch = 45.0 + 105.0 * np.exp(-t / 0.05)  # Hz: 150 falling to 45
+    sweep_kick = np.sin(2 * np.pi * np.cumsum(pitch) / sample_rate) * np.exp(-t / 0.12) * np.minimum(1.0, t / 0.002)
+    th = t[: int(0.05 * sample_rate)]
+    noise_hat = rng.standard_normal(th.shape[0]) * np.exp(-th / 0.02) / 2.5  # about the kick's peak, then 10 dB down
+    tone_hat = np.sin(2 * np.pi * 8000.0 * th) * np.exp(-th / 0.02)
+    return {"sweep_kick": sweep_kick, "noise_hat": noise_hat, "tone_hat": tone_hat}
 
 
 def cut(first: Pattern, second: Pattern) -> Pattern:
