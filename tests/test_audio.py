@@ -135,3 +135,22 @@ def test_audio_analyze_json(tmp_path):
     assert abs(data["tempo"][-1][1] - 120) < 2
     late = [t for t in data["beats"] if t > 5]
     assert all(min(abs(t - k * 0.5) for k in range(25)) < 0.07 for t in late)
+
+
+def test_surround_tracks_mix_down_to_stereo_for_rehearsal():
+    """5.1 in the WAV order: the centre (a voice) on both sides at -3 dB, the LFE left out, the surrounds on their
+    side; nothing can clip. Mono and stereo are played as they are."""
+    from vj.audio.playback import to_stereo
+
+    n = 8
+    surround = np.zeros((n, 6), np.float32)
+    surround[:, 2] = 1.0                               # FC
+    surround[:, 3] = 1.0                               # LFE
+    left, right = to_stereo(surround).T
+    assert np.allclose(left, right) and left[0] > 0.2
+    surround[:, 4] = 1.0                               # BL
+    left, right = to_stereo(surround).T
+    assert left[0] > right[0] and left[0] <= 1.0
+    assert np.all(np.abs(to_stereo(np.ones((n, 6), np.float32))) <= 1.0)
+    mono = np.ones((n, 1), np.float32)
+    assert to_stereo(mono).shape == (n, 1) and to_stereo(np.ones((n, 2), np.float64)).dtype == np.float32

@@ -17,11 +17,12 @@ from conftest import REPO, JackServer, jack_tmpdir, wait_for
 
 
 def run_check(script: str) -> dict:
-    """Runs a check script in its own process (PortAudio must not outlive a JACK server in ours); what it saw."""
+    """Runs a check script in its own process (PortAudio must not outlive a JACK server in ours); what it saw, and
+    its stderr (its children's too) as "stderr"."""
     proc = subprocess.run([sys.executable, str(REPO / "tests" / script)], cwd=REPO, capture_output=True, text=True,
                           timeout=180, env={**os.environ, "JACK_NO_START_SERVER": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
 
 
 def test_live_input_hears_a_second_client_survives_the_server_dying_and_reopens():
@@ -47,6 +48,21 @@ def test_rehearsal_playback_follows_the_track_through_a_dead_audio_server():
     assert np.all(steps[:, 0] >= 0), "the show clock went backwards"
     assert np.all(steps[:, 0] < steps[:, 1] + 0.6), "the show clock jumped"  # a stall of up to STALL_S, caught up
     assert abs(steps[:, 0].sum() - steps[:, 1].sum()) < 1.0  # it kept time through the loss
+
+
+def test_rehearsal_of_tracks_at_other_rates_than_the_devices_is_heard_at_their_pitch():
+    """A 44.1 kHz stereo track and an 8 kHz mono one on a 48 kHz JACK server: resampled, they reach the playback's
+    ports at their own pitch, on both sides, and the show clock runs at the track's speed. A child that cannot open
+    its device ends without a BufferError traceback."""
+    seen = run_check("jack_resample_check.py")
+    for key, hz in (("cd", 1000.0), ("phone", 440.0)):
+        heard = seen[key]
+        assert "resampled" in heard["status"] and heard["rate"] == 48000 and len(heard["ports"]) == 2, heard
+        assert np.allclose(heard["hz"], hz, atol=1.0), heard        # not 1088 Hz: played at the device's rate
+        assert np.allclose(heard["rms"], 0.5 / np.sqrt(2), rtol=0.05), heard  # the whole tone, on both sides
+        assert abs(heard["clock_rate"] - 1.0) < 0.05, heard          # not 48/44.1 fast
+    assert "no audio output" in seen["nowhere"]
+    assert "Exception ignored" not in seen["stderr"] and "BufferError" not in seen["stderr"], seen["stderr"][-3000:]
 
 
 def test_the_tests_jack_servers_leave_a_performers_server_alone():

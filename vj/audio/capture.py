@@ -41,7 +41,7 @@ def _capture(shm_name: str, capacity: int, device, sample_rate: int, block_size:
         streams.append(sounddevice.InputStream(device=dev, samplerate=sample_rate, blocksize=block_size,
                                                channels=channels, dtype="float32", callback=callback))
         streams[-1].start()
-        return f"{info['name']} ({channels} ch)"
+        return f"{info['name']} ({channels} ch, {sample_rate} Hz)"
 
     serve_stream(open_stream, ready)
 

@@ -26,15 +26,17 @@ log = logging.getLogger(__name__)
 
 def serve_stream(open_stream: Callable[[], str], ready) -> None:
     """A child's life: open and start its stream (`open_stream` returns the device's name for the log), tell the
-    parent "ok: <name>" or "error: <why>", then keep the stream alive until the parent kills the process, or
-    ends without doing so (a crash): then the child ends too, rather than hold the device for nobody."""
+    parent "ok: <name, rate>" or "error: <why>", then keep the stream alive until the parent kills the process, or
+    ends without doing so (a crash): then the child ends too, rather than hold the device for nobody. Either way
+    it ends at once (os._exit): an ordinary exit would close its views of the shared memory while arrays still
+    point into it, and print a BufferError from SharedMemory.__del__ for every failed attempt."""
     parent = os.getppid()
     quiet_native_libraries()  # a fresh process: PortAudio's JACK and ALSA would print on each attempt
     try:
         name = open_stream()
     except Exception as e:  # noqa: BLE001  reported to the parent, which decides what to do
-        ready.send(f"error: {type(e).__name__}: {e}")
-        return
+        ready.send(f"error: {type(e).__name__}: {e}")  # written to the pipe before send returns
+        os._exit(0)
     ready.send(f"ok: {name}")
     while os.getppid() == parent:
         time.sleep(0.5)
@@ -114,7 +116,7 @@ class SupervisedStream:
             else:
                 self.status = self._message("open", message[4:])
                 self._on_back()
-                log.info("%s, %d Hz, %d-sample blocks", self.status, self.sample_rate, self.block_size)
+                log.info("%s, %d-sample blocks", self.status, self.block_size)
         else:
             self._lose(self._message("unavailable", "the device did not open in time"))
         self._watchdog.start()
