@@ -1,6 +1,8 @@
 """Run by test_audio_jack.py: vj's live input on a JACK dummy server hears clicks played by a second JACK client;
 the server is killed mid-stream (silence, reported), started again (the input reopens), and clicks are heard
-again. Prints one JSON line of what it saw. This process never loads PortAudio: only the capture child does."""
+again. Prints one JSON line of what it saw. This process never loads PortAudio: only the capture child does.
+conftest (and torch with it) is imported under __main__ only: each child imports this script again (multiprocessing's
+spawn), and with torch took some 5 s to start, as long as a reopened device is given (OPEN_TIMEOUT_S)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import subprocess
 import sys
 import time
 
-from conftest import JackServer, run_check_on_own_jack, wait_for
 from vj.audio.capture import LiveInput
 from vj.audio.features import FeatureExtractor
 from vj.audio.stream import AudioAnalyzer
@@ -24,7 +25,7 @@ sd.play(x, rate, device="system", blocking=True)
 """
 
 
-def play_clicks_into_vj(jackd: JackServer, period: float, seconds: float) -> None:
+def play_clicks_into_vj(jackd, period: float, seconds: float) -> None:
     ours = [p for p in jackd.ports() if p.startswith("PortAudio:in")]
     player = subprocess.Popen([sys.executable, "-c", PLAYER, str(period), str(seconds)])
     deadline = time.time() + 10
@@ -38,7 +39,7 @@ def play_clicks_into_vj(jackd: JackServer, period: float, seconds: float) -> Non
     player.wait(timeout=30)
 
 
-def check(jackd: JackServer) -> dict:
+def check(jackd) -> dict:
     source = LiveInput("system", 48000, 256).start()
     analyzer = AudioAnalyzer(source.ring, FeatureExtractor(48000, 256)).start()
     seen: dict = {"started": source.status}
@@ -65,4 +66,6 @@ def check(jackd: JackServer) -> dict:
 
 
 if __name__ == "__main__":
+    from conftest import run_check_on_own_jack, wait_for  # here: not in each child (see above)
+
     run_check_on_own_jack(check)

@@ -1,18 +1,19 @@
 """Run by test_audio_jack.py: rehearsal playback on a JACK dummy server; the server is killed mid-track (the
 track is followed silently, reported) and started again (playback resumes by itself); the show clock never stops
-or jumps. Prints one JSON line of what it saw. This process never loads PortAudio: only the playback child does."""
+or jumps. Prints one JSON line of what it saw. This process never loads PortAudio: only the playback child does.
+conftest (and torch with it) is imported under __main__ only: each child imports this script again (multiprocessing's
+spawn), and with torch took some 5 s to start, as long as a reopened device is given (OPEN_TIMEOUT_S)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from conftest import JackServer, run_check_on_own_jack, wait_for
 from vj.audio.playback import Playback
 from vj.audio.testsignals import drum_pattern
 
 
-def check(jackd: JackServer) -> dict:
+def check(jackd) -> dict:
     pattern = drum_pattern(120, 30, seed=0)
     player = Playback(pattern.samples, pattern.sample_rate, 256, device="system").start()
     seen: dict = {"started": player.status, "lost_at_start": player.lost}
@@ -47,4 +48,6 @@ def check(jackd: JackServer) -> dict:
 
 
 if __name__ == "__main__":
+    from conftest import run_check_on_own_jack, wait_for  # here: not in each child (see above)
+
     run_check_on_own_jack(check)
