@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from vj.engine.director import Director
 from vj.engine.quality import QualityGovernor
 
 HEAD = '{"wall": 0, "t": 0, "source": "vj", "what": "show", "value": {"format": 1}}\n'
+END = '{"wall": 2, "t": 2, "source": "vj", "what": "end"}\n'  # a good line after a bad one
 SHEET = "[00:00.00]calm sea {steps=2}\n[00:04.00]storm {boost=8}\n[00:08.00]dawn\n"
 
 
@@ -131,14 +134,15 @@ def test_control_log_round_trip_and_replay(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("", "no show header"),
     (HEAD.replace('"format": 1', '"format": 99'), ":1: show header of an unknown format"),
-    (HEAD + "not json\n", ":2: not a control log line"),
-    (HEAD + '{"wall": 1, "t": "x", "source": 1, "what": 2}\n', ":2: not a control log line"),
-    (HEAD + '{"wall": 1, "t": NaN, "source": "osc", "what": "freeze"}\n', ":2: not a control log line"),
-    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "clock", "value": 3}\n', ":2: not a control log line"),
-    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": {"x": 1}}\n', ":2: not a control"),
-    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": [1]}\n', ":2: not a control"),
+    (HEAD + "not json\n" + END, ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": "x", "source": 1, "what": 2}\n' + END, ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": NaN, "source": "osc", "what": "freeze"}\n' + END, ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "clock", "value": 3}\n' + END, ":2: not a control log line"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": {"x": 1}}\n' + END, ":2: not a"),
+    (HEAD + '{"wall": 1, "t": 1, "source": "vj", "what": "cue_starts", "value": [1]}\n' + END, ":2: not a control"),
 ])
 def test_bad_control_logs_name_file_and_line(tmp_path, text, message):
+    """(A bad last line is a show cut short: see below.)"""
     path = tmp_path / "bad.jsonl"
     path.write_text(text)
     with pytest.raises(ShowLogError, match=message):
@@ -186,3 +190,26 @@ def test_a_knob_turned_after_a_cue_still_wins_when_the_show_moves_back():
     assert plan_for.plan(0.0, SILENCE, timeline.at(0.0)).steps == 5
     assert plan_for.plan(4.0, SILENCE, timeline.at(4.0)).steps == 7       # a cue reached again applies again
     assert plan_for.plan(1.0, SILENCE, timeline.at(1.0)).steps == 5       # ... and is undone to the turn's value
+
+
+def test_a_control_log_cut_mid_line_replays_up_to_the_cut(tmp_path, caplog):
+    """A show that crashed mid-write leaves its last line cut short: the log replays up to it, with one warning.
+    The same damage before the last line is still refused, naming file and line."""
+    path = tmp_path / "show.controls.jsonl"
+    writer = ControlLogWriter(path, show_header(Config(), "live"))
+    writer.clock(0.0, 0.0, True)
+    writer.write(1.0, 1.0, "osc", "hue_shift", 0.75)
+    writer.write(2.0, 2.0, "osc", "prompt", "a glass city")          # ... and the process dies writing this line
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]) + lines[3][:25])
+    with caplog.at_level(logging.WARNING, logger="vj.control.showlog"):
+        show = read_show_log(path)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1 and f"{path}:4: the last line is cut short" in said[0] and "1.00 s" in said[0], said
+    assert show.end is None and [e.what for e in show.entries] == ["hue_shift"]
+    state = ShowState.from_config(DirectorConfig())
+    ControlReplay(show).apply_until(state, math.inf)
+    assert state.snapshot().values["hue_shift"] == 0.75
+    path.write_bytes(b"".join(lines[:3]) + lines[3][:25] + b"\n" + lines[2])   # damage in the middle
+    with pytest.raises(ShowLogError, match=":4: not a control log line"):
+        read_show_log(path)

@@ -141,18 +141,21 @@ class ShowLog:
 
 
 def read_show_log(path: str | Path) -> ShowLog:
+    """Reads a control log; a bad line is an error naming file and line, except the last one: a show that crashed
+    mid-write leaves its last line cut short, and the log is replayed up to it (with a warning)."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as e:
         raise ShowLogError(f"{path}: cannot read the control log: {e}") from None
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)
     header: dict[str, Any] | None = None
-    entries, clock, cue_starts, end = [], [], [], None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    entries, clock, cue_starts, end, reached = [], [], [], None, 0.0
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
             continue
         try:
-            item = json.loads(line)
+            item = json.loads(raw.decode("utf-8"))  # line by line: a damaged last line is not the whole file
             entry = Entry(float(item["wall"]), float(item["t"]), str(item["source"]), str(item["what"]),
                           item.get("value"))
             if not (math.isfinite(entry.wall) and math.isfinite(entry.t)):
@@ -161,8 +164,13 @@ def read_show_log(path: str | Path) -> ShowLog:
                 clock.append(ClockAnchor(entry.wall, float(entry.value["show"]), bool(entry.value["running"])))
             if entry.what == "cue_starts" and entry.source == "vj":
                 cue_starts.append((entry.wall, _starts(entry.value)))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # UnicodeDecodeError is a ValueError
+            if number == last and header is not None:
+                log.warning("%s:%d: the last line is cut short (the show stopped mid-write?): replaying the "
+                            "changes logged before it (up to %.2f s)", path, number, reached)
+                break
             raise ShowLogError(f"{path}:{number}: not a control log line ({type(e).__name__}: {e})") from None
+        reached = entry.wall
         if entry.what == "show" and entry.source == "vj":
             if not isinstance(entry.value, dict) or entry.value.get("format") != FORMAT:
                 raise ShowLogError(f"{path}:{number}: show header of an unknown format (expected format {FORMAT})")
