@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import struct
@@ -89,6 +90,28 @@ def test_weighted_prompt_cue_events_and_seek(osc):
     assert state.snapshot().prompt_override == "neon rain:1 | fog:-0.5"
     assert [(e.kind, e.value) for e in state.drain_events()] == [("cue_next", 0.0), ("cue_goto", 3.0), ("seek", 12.5),
                                                                  ("downbeat", 0.0)]
+
+
+def test_seeks_and_cue_jumps_out_of_range_are_refused_in_one_counted_line(osc, caplog):
+    """A seek past a day (1e30 s froze the show clock), before 0 or to no time at all, and a cue jump to a cue the
+    sheet does not have, are each one counted warning naming address and argument, and never reach the show (nor
+    its control log); the ends of the ranges are taken."""
+    state, control = osc
+    state.cue_count = 5                                   # the show loop keeps it: cues 0 to 4
+    refused = [("/vj/seek", 1e30), ("/vj/seek", -10.0), ("/vj/seek", float("inf")), ("/vj/cue/goto", 99999),
+               ("/vj/cue/goto", -5)]
+    with caplog.at_level(logging.WARNING, logger="vj.control.osc"):
+        for address, value in refused + [("/vj/seek", 86400.0), ("/vj/cue/goto", 4), ("/vj/seek", 0.0)]:
+            send(control.address, message(address, value))
+        assert wait_for(lambda: len(state.events) == 3 and sum(control.warnings.values()) == 5)
+    assert [(e.kind, e.value) for e in state.drain_events()] == [("seek", 86400.0), ("cue_goto", 4.0), ("seek", 0.0)]
+    assert [what for _, _, what, _ in state.changes] == ["seek", "cue_goto", "seek"]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 5 and control.warnings == {"/vj/seek": 3, "/vj/cue/goto": 2}, said
+    assert "/vj/seek [1.0000000150474662e+30]: expects a show time from 0 to 86400 s" in said[0]
+    assert "/vj/seek [-10.0]" in said[1]
+    assert "/vj/cue/goto [99999]: no cue 99999: the cue sheet has cues 0 to 4" in said[3]
+    assert "/vj/cue/goto [-5]: cues are numbered from 0" in said[4]
 
 
 def bundle(when: float, *messages: bytes) -> bytes:
@@ -306,7 +329,7 @@ def test_a_feedback_port_out_of_range_is_a_clear_error_before_the_show():
             OscControl(ShowState(), "127.0.0.1", free_port(), feedback=target).stop()
 
 
-def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(tmp_path, monkeypatch):
+def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(tmp_path, monkeypatch, caplog):
     """The show (tiny networks, offscreen, an engine made slow so its frames lag the show) with a real UDP receiver
     as the surface: one started late still learns the cue in about a second, and a fast cue sequence 0-1-3-1-2-3-4
     (the show clock jumping) is sent cue by cue, although the engine never drew most of them."""
@@ -357,6 +380,8 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
         except BaseException as e:  # noqa: BLE001 - handed to the test's thread
             failure.append(e)
         finally:
+            send(("127.0.0.1", osc_port), message("/vj/cue/goto", 5))  # the sheet has cues 0 to 4
+            time.sleep(0.2)
             send(("127.0.0.1", osc_port), message("/vj/quit", 1))
 
     driver = threading.Thread(target=surface, daemon=True)
@@ -365,6 +390,7 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
              on_frame=lambda *_: running.set(), offscreen=True, models=load_models(cfg.model))
     driver.join(5)
     assert not failure, failure
+    assert "/vj/cue/goto [5]: no cue 5: the cue sheet has cues 0 to 4" in caplog.text  # the show keeps the count
 
     first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
     assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,

@@ -224,6 +224,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                     log.info("%s", held)
                 hud_overlay.set_lines(with_held(hud_base, held))
             sheet_grid.place(watched.timeline if watched else None, clock.now(), clock.running, reading, now)
+            state.cue_count = len(watched.timeline.cues) if watched else 0  # what OSC's cue jumps may ask for
             if window.framebuffer_size != compositor.size and all(window.framebuffer_size):
                 compositor.release()
                 compositor = Compositor(window.ctx, *window.framebuffer_size, d.effects, upscale=d.upscale, fit=d.fit)

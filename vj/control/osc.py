@@ -30,7 +30,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from vj.config import host_port, ip_networks
-from vj.control.state import PARAMS, ControlError, ShowState
+from vj.control.state import MAX_SEEK_S, PARAMS, ControlError, ShowState
 from vj.control.tempo import Tempo
 from vj.cues.prompts import PromptError, WeightedPrompt, format_prompts, parse_prompts
 from vj.cues.timeline import Timeline
@@ -49,9 +49,9 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "/vj/start": ("", "start cue: the show clock (and the cue sheet) from 0"),
     "/vj/cue/next": ("", "jump to the next cue"),
     "/vj/cue/prev": ("", "jump to the previous cue"),
-    "/vj/cue/goto": ("i", "jump to cue N (0-based, as `vj cues check` numbers them)"),
+    "/vj/cue/goto": ("i", "jump to cue N (0-based, as `vj cues check` numbers them; one not in the sheet is refused)"),
     "/vj/downbeat": ("", "the beat nearest now is a bar's first: bars for vj's own tracker (Link's, a clock's stay)"),
-    "/vj/seek": ("f", "move the show clock to T seconds (rehearse: the playback position)"),
+    "/vj/seek": ("f", f"move the show clock to T seconds, 0 to {MAX_SEEK_S:.0f} (rehearse: the playback position)"),
     "/vj/freeze": ("i", "1 holds the image (no guided steps), 0 releases"),
     "/vj/blackout": ("i", "1 outputs black, 0 releases"),
     "/vj/quit": ("", "end the show"),
@@ -392,12 +392,21 @@ class OscControl:
     def _goto(self, address: str, *args) -> None:
         if len(args) != 1 or isinstance(args[0], (str, bytes)) or float(args[0]) != int(args[0]):
             raise ControlError("expects one whole number (the cue index)")
-        self.state.post("cue_goto", int(args[0]), "osc")
+        cue, count = int(args[0]), self.state.cue_count
+        if cue < 0:
+            raise ControlError("cues are numbered from 0")
+        if count is not None and cue >= count:
+            raise ControlError(f"no cue {cue}: the cue sheet has cues 0 to {count - 1}" if count else
+                               "there is no cue sheet to go to a cue of")
+        self.state.post("cue_goto", cue, "osc")
 
     def _seek(self, address: str, *args) -> None:
         if len(args) != 1 or isinstance(args[0], (str, bytes)):
             raise ControlError("expects one number (seconds)")
-        self.state.post("seek", float(args[0]), "osc")
+        seconds = float(args[0])
+        if not 0.0 <= seconds <= MAX_SEEK_S:  # NaN too
+            raise ControlError(f"expects a show time from 0 to {MAX_SEEK_S:.0f} s ({MAX_SEEK_S / 3600:g} h)")
+        self.state.post("seek", seconds, "osc")
 
     def _flag(self, address: str, *args) -> None:
         flag = address.rsplit("/", 1)[-1]

@@ -48,6 +48,7 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
 
 
 CHANGES_KEPT = 4096                     # latest changes kept for the control log (it reads them every frame)
+MAX_SEEK_S = 24 * 3600.0                # the furthest show time a seek may ask for: a day (1e30 s froze the clock)
 EVENTS = ("start", "cue_next", "cue_prev", "cue_goto", "seek",  # discrete transport events (queued, not values)
           "downbeat")  # the beat nearest now is a bar's first (vj's own tracker knows no bars)
 
@@ -93,6 +94,7 @@ class ShowState:
         self.change_count = 0
         self.events: deque[Event] = deque(maxlen=256)  # appended by listeners, drained by the show loop
         self.hold_prompts = False       # live prompts wait in `events` for the show loop (cues.quantize: the beat)
+        self.cue_count: int | None = None  # cues in the show's cue sheet, kept by the show loop (None: not known)
 
     def snapshot(self) -> ShowSnapshot:
         return self._snapshot
