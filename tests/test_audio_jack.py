@@ -59,8 +59,10 @@ def test_rehearsal_of_tracks_at_other_rates_than_the_devices_is_heard_at_their_p
         heard = seen[key]
         assert "resampled" in heard["status"] and heard["rate"] == 48000 and len(heard["ports"]) == 2, heard
         assert np.allclose(heard["hz"], hz, atol=1.0), heard        # not 1088 Hz: played at the device's rate
-        assert np.allclose(heard["rms"], 0.5 / np.sqrt(2), rtol=0.05), heard  # the whole tone, on both sides
-        assert abs(heard["clock_rate"] - 1.0) < 0.05, heard          # not 48/44.1 fast
+        assert np.all((0.25 < np.array(heard["rms"])) & (np.array(heard["rms"]) < 0.4)), heard  # 0.354 on each side
+        # The show clock at the track's speed, not 48/44.1 = 1.088 fast (a loaded machine's dummy server runs behind
+        # the wall clock, never ahead of it: 0.9 was seen at a load of 7 on 2 cores).
+        assert 0.7 < heard["clock_rate"] < 1.04, heard
     assert "no audio output" in seen["nowhere"]
     assert "Exception ignored" not in seen["stderr"] and "BufferError" not in seen["stderr"], seen["stderr"][-3000:]
 
