@@ -78,12 +78,12 @@ def _config(args: argparse.Namespace, base: config_mod.Config | None = None,
 # -- subcommands ---------------------------------------------------------------------------------------------
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from vj.app.render import render_video
-
     size = args.size or (None, None)
     cfg = _config(args, **{"render.fps": args.fps, "render.width": size[0], "render.height": size[1],
                            "render.seed": args.seed, "director.steps_per_frame": args.steps})
-    _output_folder(args.output)
+    _output_file(args.output)
+    from vj.app.render import render_video  # torch, seconds to import: after the checks above
+
     result = render_video(args.audio, args.output, cfg, lrc_path=args.lrc, frames_log=args.frames_log,
                           stills_dir=args.stills, progress=not args.quiet)
     if result.interrupted:
@@ -94,16 +94,21 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-def _output_folder(path: str) -> None:
-    """A missing folder for an output is made, and said (a typo in the path should not go unnoticed)."""
-    folder = Path(path).parent
-    if not folder.exists():
-        folder.mkdir(parents=True)
+def _output_file(path: str, recording: bool = False) -> None:
+    """A video file vj could not write (its extension, its folder) is refused in one line before anything loads; a
+    missing folder for it is made, and said (a typo in the path should not go unnoticed). `recording`: the control
+    log beside it too."""
+    from vj.render import recorder, video
+
+    folder = recorder.prepare_recording_path(path) if recording else video.prepare_video_path(path)
+    if folder is not None:
         print(f"made the folder {folder} for {Path(path).name}")
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     cfg = _config(args)  # a config mistake is said before the show's modules load
+    if args.record:
+        _output_file(args.record, recording=True)
     from vj.app.show import run_live
 
     return run_live(cfg, lrc_path=args.lrc, duration=args.duration, record=args.record, headless=args.headless)
@@ -111,6 +116,8 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def cmd_rehearse(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    if args.record:
+        _output_file(args.record, recording=True)
     from vj.app.show import run_rehearsal
 
     return run_rehearsal(cfg, args.audio, lrc_path=args.lrc, duration=args.duration, start=args.start,
@@ -119,7 +126,6 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from vj.control.showlog import ControlReplay, read_show_log
-    from vj.app.render import render_video
 
     show = read_show_log(args.log)
     size = args.size or (None, None)
@@ -135,7 +141,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if audio is None or not audio.is_file():
             raise config_mod.ConfigError(f"{args.log}: the show's recording is not beside it; pass --audio FILE")
     replay = ControlReplay(show)
-    _output_folder(args.output)
+    _output_file(args.output)
+    from vj.app.render import render_video
+
     result = render_video(audio, args.output, cfg, lrc_path=lrc, frames_log=args.frames_log,
                           progress=not args.quiet, controls=replay, duration=show.end)
     print(f"wrote {result.path} ({result.frames} frames, {result.duration:.2f} s; "

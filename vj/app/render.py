@@ -34,7 +34,7 @@ from vj.control.state import ShowState
 from vj.models.loading import Models
 from vj.render.compositor import Compositor, effect_inputs, headless_context
 from vj.render.stills import StillsWriter
-from vj.render.video import VideoWriter
+from vj.render.video import VideoWriter, prepare_video_path
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def render_video(
     duration: float | None = None,     # seconds to render from the start (None = all the audio)
 ) -> RenderResult:
     r = cfg.render
+    prepare_video_path(out_path)  # a path that cannot be written is said now, not after the networks load
     samples, sample_rate = read_audio(audio_path)
     if duration is not None:
         samples = samples[: max(1, round(duration * sample_rate))]

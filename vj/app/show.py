@@ -34,7 +34,7 @@ from vj.render.compositor import Compositor, EffectInputs, effect_inputs
 from vj.render.frametimes import FramePacer, FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line, with_held
 from vj.render.outputs import configured, open_outputs
-from vj.render.recorder import Recording
+from vj.render.recorder import Recording, prepare_recording_path
 from vj.render.window import OffscreenWindow, Window
 
 if TYPE_CHECKING:
@@ -140,8 +140,10 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     the analysis reads, its sample rate) goes into a recording."""
     state = ShowState.from_config(cfg.director)
     c = cfg.control
-    # What can go wrong in a second comes first (the OSC port, the MIDI mapping, the window, the shaders), so a
-    # mistake is said before the networks spend a minute loading.
+    # What can go wrong in a second comes first (the recording's path, the OSC port, the MIDI mapping, the window,
+    # the shaders), so a mistake is said before the networks spend a minute loading.
+    if record:
+        prepare_recording_path(record)
     osc = OscControl(state, c.osc_host, c.osc_port, c.osc_feedback, c.osc_allow, c.osc_port_search).start()
     midi = open_midi(c, state)
     tempo = open_tempo(c, features)  # control.tempo_source: the beat from the audio, Ableton Link or MIDI clock

@@ -28,6 +28,7 @@ from vj.audio.stream import RingBuffer
 from vj.clock import Clock
 from vj.control.showlog import ControlLogWriter
 from vj.control.state import ShowState
+from vj.render.video import prepare_video_path
 
 if TYPE_CHECKING:
     from vj.engine.worker import PublishedFrame
@@ -37,6 +38,16 @@ log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 1000)           # milliseconds
 AAC_FRAME = 1024                        # samples per AAC frame
 SOUND_AHEAD_S = 0.25                    # how far the sound may be encoded past the newest frame before the end
+
+
+def controls_path(path: str | Path) -> Path:
+    """The control log written beside the recording `path`."""
+    return Path(path).with_suffix(".controls.jsonl")
+
+
+def prepare_recording_path(path: str | Path) -> Path | None:
+    """`prepare_video_path` for a recording and its control log: refused in one line before the show starts."""
+    return prepare_video_path(path, [controls_path(path)])
 
 
 class ShowRecorder:
@@ -163,7 +174,7 @@ class Recording:
     def __init__(self, path: str | Path, size: tuple[int, int], crf: int, sound: tuple[RingBuffer, int] | None,
                  header: dict):
         self.video = ShowRecorder(path, *size, crf=crf, sample_rate=sound[1] if sound else None)
-        self.log = ControlLogWriter(Path(path).with_suffix(".controls.jsonl"), {**header, "recording": Path(path).name})
+        self.log = ControlLogWriter(controls_path(path), {**header, "recording": Path(path).name})
         self._ring = sound[0] if sound else None
 
     def begin(self, clock: Clock) -> None:
