@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterator
 
@@ -9,6 +10,8 @@ import numpy as np
 
 from vj.audio.features import AudioFeatures, FeatureExtractor, SILENCE
 from vj.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class AudioFileError(UserError):
@@ -31,15 +34,26 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def _read_with_pyav(path: Path) -> tuple[np.ndarray, int]:
+    """A file cut short (a recording whose show crashed, or whose disk filled) is read up to the damage, said in
+    a warning; one with nothing readable is an error."""
     import av
 
+    chunks = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.audio[0]
             resampler = av.AudioResampler(format="flt", layout="stereo" if stream.channels > 1 else "mono")
-            chunks = [np.asarray(f.to_ndarray()).reshape(-1, stream.channels if stream.channels > 1 else 1)
-                      for frame in container.decode(stream) for f in resampler.resample(frame)]
+            channels = stream.channels if stream.channels > 1 else 1
             rate = stream.rate
+            try:
+                for frame in container.decode(stream):
+                    chunks.extend(np.asarray(f.to_ndarray()).reshape(-1, channels) for f in resampler.resample(frame))
+            except av.error.FFmpegError as e:
+                if not chunks:
+                    raise
+                seconds = sum(chunk.shape[0] for chunk in chunks) / rate
+                log.warning("%s is damaged after %.2f s (cut short?): its audio up to there is used (%s)", path,
+                            seconds, e)
     except (av.error.FFmpegError, IndexError) as e:
         raise AudioFileError(f"{path}: not a readable audio file: {e}") from None
     if not chunks:
