@@ -219,7 +219,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                     sheet_grid.reset()
                     log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
                     if recording:
-                        recording.log.clock(time.perf_counter() - began, target, clock.running)
+                        recording.clock(time.perf_counter() - began, target, clock.running)
             if (waiting := quantizer.waiting()) != held:  # a press taken and held, or landed: shown at once
                 held = waiting
                 if held:
@@ -270,7 +270,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 log.info(status)
                 heard = features()
                 warnings = show_warnings(audio_warning(), c.midi_port, osc, midi, worker, compositor, watched,
-                                         outputs)
+                                         outputs) + (recording.warnings() if recording else [])
                 hud_base = hud_lines(clock, current_timeline(), frame, fps, heard.bpm, state.snapshot(), warnings,
                                      tempo.source, heard.beat_confidence, reading.playing)
                 lines = with_held(hud_base, held)

@@ -9,6 +9,13 @@ the moment the show began (live: the input; rehearse: the track as played), time
 take its audio from the recording. The show writes the control log beside it
 (`vj.control.showlog`, OUT.controls.jsonl): every OSC, MIDI and key change with its show time, and each cue change,
 from which `vj replay` re-renders the show.
+
+A crash or a full disk loses seconds, not the show: the file is written as it goes (a key frame each second; MP4
+and MOV in fragments that start at them, Matroska in clusters; the muxer's buffer flushed after each packet), so a
+`kill -9` leaves a file that plays up to a second or two before it, and FFmpeg's hybrid mode makes it an ordinary
+MP4 when it is closed. An encoder that fails (the disk full, the folder gone) stops the recording, not the show: the
+reason is logged once and kept in `trouble` for the HUD, frames offered from then on are let go, and closing does
+not wait for a thread that has ended. The control log, on the same disk, stops the same way (`Recording`).
 """
 
 from __future__ import annotations
@@ -18,8 +25,9 @@ import queue
 import threading
 import time
 from fractions import Fraction
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import av
 import numpy as np
@@ -28,7 +36,7 @@ from vj.audio.stream import RingBuffer
 from vj.clock import Clock
 from vj.control.showlog import ControlLogWriter
 from vj.control.state import ShowState
-from vj.render.video import prepare_video_path
+from vj.render.video import VideoPathError, container_format, prepare_video_path
 
 if TYPE_CHECKING:
     from vj.engine.worker import PublishedFrame
@@ -38,6 +46,15 @@ log = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 1000)           # milliseconds
 AAC_FRAME = 1024                        # samples per AAC frame
 SOUND_AHEAD_S = 0.25                    # how far the sound may be encoded past the newest frame before the end
+KEYFRAME_S = 1.0                        # seconds between forced key frames (and fragments): what a crash loses
+# FFmpeg 7.1 (libavformat 61.7) writes a fragmented MP4 that it makes an ordinary one on close ("hybrid"); before
+# it, the file stays fragmented (plays everywhere that matters, but some tools do not count its frames).
+HYBRID = av.library_versions["libavformat"] >= (61, 7)
+AS_IT_GOES = {  # muxer options that write the file as it goes, by muxer
+    "mp4": {"movflags": "frag_keyframe+hybrid_fragmented" if HYBRID else "frag_keyframe+empty_moov+default_base_moof"},
+    "matroska": {},                     # a cluster starts at each key frame anyway
+}
+AS_IT_GOES["mov"] = AS_IT_GOES["mp4"]
 
 
 def controls_path(path: str | Path) -> Path:
@@ -59,6 +76,14 @@ class ShowRecorder:
         self.crf = crf
         self.frames = 0
         self.dropped = 0
+        self.trouble: str | None = None  # why the recording stopped before the show did (None: it has not)
+        self._last_key = -KEYFRAME_S     # wall time of the last forced key frame
+        muxer = container_format(self.path)
+        try:  # the muxer's buffer flushed after every packet: a fragment is in the file once it is written
+            self._container = av.open(str(self.path), mode="w", format=muxer,
+                                      options={**AS_IT_GOES[muxer], "flush_packets": "1"})
+        except OSError as e:  # PyAV's errors are OSErrors
+            raise VideoPathError(f"cannot record to {self.path}: {e.strerror or e}") from None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._last_pts = -1
         self.sample_rate = sample_rate
@@ -76,6 +101,8 @@ class ShowRecorder:
         """A displayed frame [H, W, 3] uint8 shown `wall` seconds into the show; dropped (and counted) if the encoder
         is behind or the window has become smaller than the recording."""
         self._newest_wall = max(self._newest_wall, wall)
+        if self.trouble:  # the recording has stopped; the show goes on
+            return
         if frame.shape[0] < self.height or frame.shape[1] < self.width:
             self.dropped += 1
             return
@@ -92,7 +119,20 @@ class ShowRecorder:
         self._audio = reader
 
     def _encode(self) -> None:
-        container = av.open(str(self.path), mode="w")
+        """The encoder thread: a failure ends the recording (said once, kept in `trouble`), never the show."""
+        try:
+            self._encode_until_closed(self._container)
+        except Exception as e:  # the disk full, the folder gone: anything PyAV or the OS raises
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+            self.trouble = f"recording stopped at {self._newest_wall:.0f} s: {reason}"
+            log.error("%s; the show goes on, and what %s holds plays", self.trouble, self.path)
+        finally:
+            try:
+                self._container.close()  # an ordinary MP4 now (hybrid), or, after a failure, still its fragments
+            except Exception as e:  # a full disk refuses the index too: the fragments stay readable without it
+                log.debug("closing %s: %s", self.path, e)
+
+    def _encode_until_closed(self, container) -> None:
         stream = container.add_stream("libx264", rate=60)
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.time_base = TIME_BASE
@@ -102,32 +142,32 @@ class ShowRecorder:
         if self.sample_rate:  # every stream before the first packet: the header is written then
             sound = container.add_stream("aac", rate=self.sample_rate)
             sound.layout, sound.bit_rate = "mono", 128000
-        try:
-            while True:
-                if sound is not None and self._audio is not None:
-                    self._encode_audio(container, sound)
-                try:
-                    item = self._queue.get(timeout=0.05)  # the audio drains even while no frame comes
-                except queue.Empty:
-                    continue
-                if item is None:
-                    break
-                wall, frame = item
-                pts = int(round(wall * 1000))
-                if pts <= self._last_pts:  # two frames in one millisecond: keep the first
-                    continue
-                self._last_pts = pts
-                video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: self.height, : self.width]),
-                                                   format="rgb24")
-                video.pts, video.time_base = pts, TIME_BASE
-                container.mux(stream.encode(video))
-                self.frames += 1
-            container.mux(stream.encode(None))
+        while True:
             if sound is not None and self._audio is not None:
-                self._encode_audio(container, sound, final=True)
-                container.mux(sound.encode(None))
-        finally:
-            container.close()
+                self._encode_audio(container, sound)
+            try:
+                item = self._queue.get(timeout=0.05)  # the audio drains even while no frame comes
+            except queue.Empty:
+                continue
+            if item is None:
+                break
+            wall, frame = item
+            pts = int(round(wall * 1000))
+            if pts <= self._last_pts:  # two frames in one millisecond: keep the first
+                continue
+            self._last_pts = pts
+            video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[: self.height, : self.width]),
+                                               format="rgb24")
+            video.pts, video.time_base = pts, TIME_BASE
+            if wall - self._last_key >= KEYFRAME_S:  # a key frame, so a fragment, each second of the show
+                video.pict_type = av.video.frame.PictureType.I
+                self._last_key = wall
+            container.mux(stream.encode(video))
+            self.frames += 1
+        container.mux(stream.encode(None))
+        if sound is not None and self._audio is not None:
+            self._encode_audio(container, sound, final=True)
+            container.mux(sound.encode(None))
 
     def _encode_audio(self, container, sound, final: bool = False) -> None:
         """Encodes whole AAC frames of what the ring holds (at the end: the rest, padded); each frame's time is its
@@ -159,12 +199,24 @@ class ShowRecorder:
         if self._audio is not None:  # the sound ends with the show, not when the encoder has caught up
             self._audio_end = self._audio_start + int(wall * self.sample_rate)
         if self._last_frame is not None:  # the last picture stays on until the show ends, as it did on screen
-            self._queue.put((wall, self._last_frame))
-        self._queue.put(None)
+            self._hand_over((wall, self._last_frame))
+        self._hand_over(None)
         self._thread.join(timeout=60)
         if self._audio is not None:
             self._audio.release()  # its views of a shared ring must go before the ring's memory can close
-        log.info("recorded %d frames to %s (%d dropped)", self.frames, self.path, self.dropped)
+        if self.trouble:
+            log.warning("%s: %s holds what was written before", self.trouble, self.path)
+        else:
+            log.info("recorded %d frames to %s (%d dropped)", self.frames, self.path, self.dropped)
+
+    def _hand_over(self, item) -> None:
+        """Queues `item` for the encoder, waiting for room only while the encoder is there to make it."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
 
 class Recording:
@@ -175,27 +227,54 @@ class Recording:
                  header: dict):
         self.video = ShowRecorder(path, *size, crf=crf, sample_rate=sound[1] if sound else None)
         self.log = ControlLogWriter(controls_path(path), {**header, "recording": Path(path).name})
+        self.log_trouble: str | None = None  # why the control log stopped (a full disk), None while it is written
         self._ring = sound[0] if sound else None
 
     def begin(self, clock: Clock) -> None:
         """The show starts: the log's time origin, and the sound from here on."""
-        self.log.begin(time.time(), clock.now(), clock.running)
         if self._ring is not None:
             self.video.hear(self._ring)
+        if self.log_trouble is None:
+            with self._writing_log():
+                self.log.begin(time.time(), clock.now(), clock.running)
+
+    def warnings(self) -> list[str]:
+        """For the HUD: why the recording or its control log stopped before the show, if one has."""
+        return [trouble for trouble in (self.video.trouble, self.log_trouble) if trouble]
+
+    def clock(self, wall: float, show_time: float, running: bool) -> None:
+        """The show clock was set (a seek, a cue jump, the start cue)."""
+        if self.log_trouble is None:
+            with self._writing_log():
+                self.log.clock(wall, show_time, running)
 
     def frame(self, wall: float, pixels, state: ShowState, clock: Clock, frame: PublishedFrame | None,
               tempo_source: str, cue_starts: Mapping[int, float]) -> None:
         """A displayed frame at `wall` seconds into the show, and what changed since the last one (`cue_starts`:
         where the show placed its held `{q}` cues)."""
         self.video.offer(wall, pixels)
-        self.log.follow(state, clock.now())
-        self.log.tempo(wall, clock.now(), tempo_source)
-        self.log.cue_starts(wall, clock.now(), cue_starts)
-        if frame is not None:  # at the show time its frame was planned for
-            self.log.cue(wall, frame.show_time, frame.cue)
+        if self.log_trouble is None:
+            with self._writing_log():
+                self.log.follow(state, clock.now())
+                self.log.tempo(wall, clock.now(), tempo_source)
+                self.log.cue_starts(wall, clock.now(), cue_starts)
+                if frame is not None:  # at the show time its frame was planned for
+                    self.log.cue(wall, frame.show_time, frame.cue)
 
     def close(self, ended_at: float, state: ShowState, clock: Clock) -> None:
-        self.log.follow(state, clock.now())  # what ended the show, too
-        self.log.close(ended_at, clock.now())
+        if self.log_trouble is None:
+            with self._writing_log():
+                self.log.follow(state, clock.now())  # what ended the show, too
+                self.log.close(ended_at, clock.now())
         self.video.close(ended_at)
+
+    @contextmanager
+    def _writing_log(self) -> Iterator[None]:
+        """Control log writes; one that fails (the disk full) stops the log where it is (each line is flushed as it
+        is written, so what it holds replays), said once: the show goes on."""
+        try:
+            yield
+        except OSError as e:
+            self.log_trouble = f"control log stopped: {e.strerror or e}"
+            log.error("%s (%s); the show goes on", self.log_trouble, self.log.path)
 
