@@ -118,3 +118,14 @@ def test_fp16_loss_scale_backs_off_after_overflow_and_guidance_goes_on():
     assert int(opt.steps_taken) == 10 - int(opt.skipped)  # skipped steps left the optimiser's state alone
     assert torch.isfinite(opt.q).all() and not torch.equal(opt.q, start) and int(opt.restores) == 0
     assert losses[-1] < losses[0]
+
+
+def test_clip_dtype_follows_a_conversion_of_its_parameters():
+    """CLIP's compute type is read once, not on every step: a conversion after loading must still show in it."""
+    clip = load_clip("tiny", "cpu", "fp32", seed=0)
+    images = torch.rand(2, 3, clip.input_size, clip.input_size, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.float16, torch.bfloat16, torch.float32):
+        clip.to(dtype)
+        assert clip.dtype == dtype
+        embedded = clip.encode_image(images)  # runs in that type: a stale one would be a dtype mismatch
+        assert embedded.dtype == torch.float32 and torch.isfinite(embedded).all()

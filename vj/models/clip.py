@@ -94,6 +94,13 @@ class ClipGuide(torch.nn.Module):
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).reshape(1, 3, 1, 1), persistent=False)
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._dtype = self._image_tower_dtype()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .half(), .float(), .cuda() all come through here: the compute type is read again after them.
+        module = super()._apply(fn, *args, **kwargs)
+        self._dtype = self._image_tower_dtype()
+        return module
 
     @property
     def device(self) -> torch.device:
@@ -101,8 +108,13 @@ class ClipGuide(torch.nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The type the image tower computes in: that of its first convolution (open_clip's half precision keeps
-        some parameters, such as the positional embedding, in float32)."""
+        """The type the image tower computes in (read once, and again when this module's parameters are converted:
+        encode_image asks on every step)."""
+        return self._dtype
+
+    def _image_tower_dtype(self) -> torch.dtype:
+        """That of the image tower's first convolution (open_clip's half precision keeps some parameters, such as
+        the positional embedding, in float32)."""
         visual = self.model.visual
         conv = next((m for m in visual.modules() if isinstance(m, torch.nn.Conv2d)), None)
         return conv.weight.dtype if conv is not None else next(visual.parameters()).dtype
