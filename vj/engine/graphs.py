@@ -12,6 +12,7 @@ its plain-tensor arguments, as the step does; capturing here makes replay certai
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Callable, Hashable, Sequence
 
@@ -53,6 +54,12 @@ class CapturedCalls:
                     fn()
             stream.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
+            # Garbage collected in this thread during the capture would break it: an unreachable object holding a
+            # CUDA graph (an optimizer dropped earlier) destroys that graph, a call not permitted while capturing.
+            # It is collected now, and nothing is collected until the capture ends.
+            collecting = gc.isenabled()
+            gc.collect()
+            gc.disable()
             try:
                 # thread_local: CUDA calls of other threads (the render loop freeing a pinned frame) are not
                 # mistaken for part of this capture
@@ -62,6 +69,9 @@ class CapturedCalls:
                 torch.cuda.set_stream(stream)  # the graph's __exit__ did not get to it
                 cause = e.__context__ or e
                 raise RuntimeError(f"capturing {key!r} failed: {type(cause).__name__}: {cause}") from cause
+            finally:
+                if collecting:
+                    gc.enable()
         finally:
             restore()
         self._graphs[key] = (graph, outputs)
