@@ -254,3 +254,44 @@ def test_one_image_cut_without_copies_has_the_gradient_of_copies():
     (make_cutouts(copies, 16, 1.0, u.repeat(2, 1)) * weights.repeat(2, 1, 1, 1)).sum().backward()
     for copy in copies.grad:
         assert torch.allclose(image.grad[0], copy, atol=1e-5)
+
+
+class _Replayed:
+    """What the optimizer asks of `CapturedCalls` (`run(key, fn)`), without CUDA: a capture that always works runs
+    fn itself; one that never works fails as a capture does."""
+
+    def __init__(self, captures: bool):
+        self.captures, self.replays = captures, 0
+
+    def run(self, key, fn):
+        if not self.captures:
+            raise RuntimeError(f"capturing {key!r} failed")
+        outputs = fn()
+        self.replays += 1
+        return outputs
+
+
+@pytest.mark.parametrize("eager_captures", [True, False])
+def test_compiled_code_goes_first_and_graphs_only_if_eager_code_fails_in_them(fixture_t, tiny_clip, eager_captures):
+    """Compiled code that fails (as inductor's can under capture) gives way to eager code, graphs kept; only when
+    eager code fails in the graphs too do they go."""
+    G, _ = fixture_t
+    opt = LatentOptimizer(G, tiny_clip, CFG, seed=1)
+    twin = LatentOptimizer(G, tiny_clip, CFG, seed=1)
+    for o in (opt, twin):
+        o.set_prompts([WeightedPrompt("a cat")])
+
+    def broken(*args):
+        raise RuntimeError("inductor could not compile this")
+
+    graphs = _Replayed(captures=eager_captures)
+    opt._step_fn, opt.compiled, opt.graphs = broken, True, graphs
+    assert float(opt.step().loss) == float(twin.step().loss)
+    assert not opt.compiled and opt._step_fn == opt.guided_step
+    if eager_captures:
+        assert opt.graphs is graphs and graphs.replays == 1
+        assert opt.fallbacks == ["compiled code: RuntimeError: inductor could not compile this"]
+    else:
+        assert opt.graphs is None
+        assert opt.fallbacks == ["compiled code: RuntimeError: capturing ('step', 4) failed",
+                                 "CUDA graphs: RuntimeError: capturing ('step', 4) failed"]

@@ -1,4 +1,5 @@
-"""The engine on a CUDA device: graphs captured and replayed, warm-up without a trace, precision, frame transfer.
+"""The engine on a CUDA device: graphs captured and replayed, warm-up without a trace, precision, frame transfer,
+the order of fallbacks.
 
 The tiny random StyleGAN3-T (not the reference fixtures: ../shared does not travel to a lent device)."""
 
@@ -64,6 +65,35 @@ def test_frame_pixels_come_back_as_uint8(networks):
     expected = ((image.permute(1, 2, 0) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
     assert pixels.dtype.name == "uint8" and pixels.shape == expected.shape
     assert abs(pixels.astype(int) - expected.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("eager_captures", [True, False])
+def test_a_step_failing_under_capture_drops_compiling_first_and_graphs_only_then(networks, eager_captures):
+    """A compiled step that runs but fails under capture is dropped for eager code, and the graphs stay (captured
+    from eager code and replayed); only if eager code cannot be captured either do the graphs go."""
+    opt = _optimizer(networks, cuda_graphs=True)
+    eager = _optimizer(networks, cuda_graphs=False)
+    step = opt.guided_step
+
+    def uncapturable(*args):
+        if torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("cannot be captured")
+        return step(*args)
+
+    opt._step_fn, opt.compiled = uncapturable, True  # as compiled code that fails under capture
+    if not eager_captures:
+        opt.guided_step = uncapturable  # the eager step that falling back brings in fails the same way
+    for _ in range(3):
+        a, b = opt.step(0.05), eager.step(0.05)
+        assert abs(float(a.loss) - float(b.loss)) < 1e-3
+    failure = "RuntimeError: capturing ('step', 4) failed: RuntimeError: cannot be captured"
+    assert not opt.compiled
+    if eager_captures:
+        assert opt.fallbacks == [f"compiled code: {failure}"]
+        assert opt.graphs is not None and opt.graphs.captures == 1 and opt.graphs.replays == 3
+    else:
+        assert opt.fallbacks == [f"compiled code: {failure}", f"CUDA graphs: {failure}"] and opt.graphs is None
+    assert (opt.q - eager.q).abs().max() < 1e-3
 
 
 def test_auto_precision_is_bf16_where_the_gpu_has_it():

@@ -235,21 +235,24 @@ class LatentOptimizer:
 
     def _call(self, key: tuple, fn: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
         """fn through its CUDA graph (when graphs are on), compiled (when compiling is on) or eagerly. A failure
-        of the graphs drops them (keeping the compiled code); one of the compiled code then runs eagerly: the show
-        goes on, and `fallbacks` says what happened."""
+        while compiled drops the compiled code and tries again, graphs kept: compiled code that cannot be captured
+        is the likelier culprit, and eager code replayed from a graph is still most of the speed. Only a failure
+        of eager code through graphs drops the graphs. The show goes on, and `fallbacks` says what happened."""
         try:
             return self.graphs.run(key, fn) if self.graphs is not None else fn()
         except Exception as e:  # noqa: BLE001  a compiler or capture failure must not stop the show
             if not (self.compiled or self.graphs is not None) or isinstance(e, torch.OutOfMemoryError):
                 raise
-            what = "CUDA graphs" if self.graphs is not None else "compiled code"
+            what = "compiled code" if self.compiled else "CUDA graphs"
             self.fallbacks.append(f"{what}: {type(e).__name__}: {e}")
             log.warning("%s failed in the engine (%s); going on without", what, type(e).__name__, exc_info=True)
-            if self.graphs is not None:
-                self.graphs = None
-            else:
-                self._step_fn, self._frame_fn, self.compiled = self.guided_step, self._display_frame, False
-            return self._call(key, fn)
+        if self.compiled:
+            self._step_fn, self._frame_fn, self.compiled = self.guided_step, self._display_frame, False
+        else:
+            self.graphs = None
+        # Tried again outside the handler: a failure of the retry is its own, not chained to this one (a failed
+        # capture reports the exception's context as its cause).
+        return self._call(key, fn)
 
     def set_transform(self, transform: np.ndarray) -> None:
         """The frame's input transform [3, 3], uploaded without making the host wait (through pinned memory)."""
