@@ -6,12 +6,12 @@ once instead of coasting), written as plain tensor ops.
 
 A step is one function of tensors the optimizer allocates once and changes only in place (`guided_step`):
 latent, optimiser state, learning rate, the random draws for the cutouts (one buffer pair per cutout count), the
-input transform, the loss scale. Random numbers are drawn outside it, prompts sit in a fixed number of slots
-(unused slots weigh 0), and nothing in it branches on tensor values or syncs with the host, so it compiles with
-`torch.compile(fullgraph=True)` (`optimizer.compile = "auto"`: compiled on CUDA, eager on CPU where compiling
-measured slower; eager is the fallback if compiling fails) and, on CUDA, is captured as one CUDA graph per cutout
-count and replayed (`optimizer.cuda_graphs`, `graphs.py`); the displayed frame too. `warm_up` compiles and
-captures every shape ahead of the show, leaving the optimiser's state as it found it.
+input transform, the loss scale, the step's result. Random numbers are drawn outside it, prompts sit in a fixed
+number of slots (unused slots weigh 0), and nothing in it branches on tensor values or syncs with the host, so it
+compiles with `torch.compile(fullgraph=True)` (`optimizer.compile = "auto"`: compiled on CUDA, eager on CPU where
+compiling measured slower; eager is the fallback if compiling fails) and, on CUDA, is captured as one CUDA graph
+per cutout count and replayed (`optimizer.cuda_graphs`, `graphs.py`); the displayed frame too. `warm_up` compiles
+and captures every shape ahead of the show, leaving the optimiser's state as it found it.
 
 Precision: the latent and the optimiser state are always float32; the networks run in what `model.precision`
 chose. When anything runs in fp16, the loss is scaled before the backward pass (dynamically, as a GradScaler
@@ -50,6 +50,8 @@ LOSS_SCALE_MAX = 2.0 ** 24
 
 @dataclass
 class StepResult:
+    """A guided step's outcome, in tensors the optimizer allocates once: the next step overwrites them. Read or
+    copy the values before that."""
     loss: torch.Tensor                  # [] weighted guidance loss of the step (before the update)
     per_prompt: torch.Tensor            # [MAX_PROMPTS] spherical distance to each slot
 
@@ -93,6 +95,8 @@ class LatentOptimizer:
         self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
         self.slot_weights = torch.zeros(MAX_PROMPTS, device=self.device)
         self._prompts: tuple[WeightedPrompt, ...] | None = None  # the mix in the slots
+        # The last step's outcome, written by the step itself (inside its graph on CUDA): no allocation per step.
+        self.result = StepResult(torch.zeros((), device=self.device), torch.zeros(MAX_PROMPTS, device=self.device))
         self.lr = torch.tensor(cfg.lr, device=self.device)
         # fp16 anywhere on the gradient's path: scale the loss so that small gradients survive the backward pass.
         self.loss_scaling = torch.float16 in (clip.dtype, G.compute_dtype(self.device))
@@ -205,9 +209,12 @@ class LatentOptimizer:
 
     def guided_step(self, q: torch.Tensor, v: torch.Tensor, t: torch.Tensor, lr: torch.Tensor,
                     uniforms: torch.Tensor, noise: torch.Tensor,
-                    transform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step, in place on q, v and t; returns (guidance loss, per-prompt distances) before the update."""
+                    transform: torch.Tensor) -> None:
+        """One step, in place on q, v and t; the guidance loss and per-prompt distances before the update go into
+        `self.result`."""
         grad, (guidance, per_prompt) = torch.func.grad(self.loss, has_aux=True)(q, uniforms, noise, transform)
+        self.result.loss.copy_(guidance)
+        self.result.per_prompt.copy_(per_prompt)
         finite = torch.isfinite(grad).all()
         grad = torch.where(finite, grad / self.loss_scale, torch.zeros_like(grad))  # float32, unscaled
         _adamw_beta1_zero(q, v, grad, t, lr, finite)
@@ -215,11 +222,10 @@ class LatentOptimizer:
         if self.loss_scaling:
             _update_loss_scale(self.loss_scale, self.finite_in_a_row, finite)
         _keep_finite(q, v, self.q_good, self.restores)
-        return guidance, per_prompt
 
     def step(self, lr: float | None = None, transform: torch.Tensor | None = None) -> StepResult:
         """One guided step at learning rate lr (None = the last one set) with the given input transform (None =
-        the one set for the frame)."""
+        the one set for the frame). Its result is `self.result`, overwritten by the next step."""
         if lr is not None:
             self.lr.fill_(lr)
         if transform is not None:
@@ -227,11 +233,12 @@ class LatentOptimizer:
         torch.rand(self.uniforms.shape, generator=self.generator, out=self.uniforms)
         torch.randn(self.noise.shape, generator=self.generator, out=self.noise)
         self.noise.mul_(CUTOUT_NOISE)
-        guidance, per_prompt = self._call(("step", self.cutouts), self._step_call)
-        return StepResult(guidance.detach().clone(), per_prompt.detach().clone())
+        self._call(("step", self.cutouts), self._step_call)
+        return self.result
 
-    def _step_call(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._step_fn(self.q, self.v, self.steps_taken, self.lr, self.uniforms, self.noise, self.transform)
+    def _step_call(self) -> tuple[torch.Tensor, ...]:
+        self._step_fn(self.q, self.v, self.steps_taken, self.lr, self.uniforms, self.noise, self.transform)
+        return ()  # everything it makes is in the optimizer's own tensors
 
     def _call(self, key: tuple, fn: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
         """fn through its CUDA graph (when graphs are on), compiled (when compiling is on) or eagerly. A failure
