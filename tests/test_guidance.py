@@ -295,3 +295,34 @@ def test_compiled_code_goes_first_and_graphs_only_if_eager_code_fails_in_them(fi
         assert opt.graphs is None
         assert opt.fallbacks == ["compiled code: RuntimeError: capturing ('step', 4) failed",
                                  "CUDA graphs: RuntimeError: capturing ('step', 4) failed"]
+
+
+def test_step_result_is_the_loss_before_the_update_written_in_place(optimizer):
+    """Each step's result equals the loss computed afresh (eagerly) at the latent before it, with the step's own
+    draws; the result lives in the optimizer's own tensors, so a step allocates none."""
+    optimizer.set_prompts([WeightedPrompt("a red sunset", 1.0), WeightedPrompt("text", -0.3)])
+    results, losses = [], []
+    for _ in range(3):
+        q = optimizer.q.clone()
+        result = optimizer.step(0.05)
+        with torch.no_grad():  # the draws of the step are still in their buffers
+            _, (loss, per_prompt) = optimizer.loss(q, optimizer.uniforms, optimizer.noise, optimizer.transform)
+        assert float(result.loss) == pytest.approx(float(loss), rel=1e-5)
+        assert torch.allclose(result.per_prompt, per_prompt, rtol=1e-5) and float(result.per_prompt[2]) > 0
+        results.append(result)
+        losses.append(float(result.loss))
+    assert len(set(losses)) == 3  # three different steps, not one result read three times
+    assert {r.loss.data_ptr() for r in results} == {optimizer.result.loss.data_ptr()}
+    assert {r.per_prompt.data_ptr() for r in results} == {optimizer.result.per_prompt.data_ptr()}
+
+
+def test_render_frame_returns_the_last_step_of_the_frame(fixture_t, tiny_clip):
+    G, _ = fixture_t
+    rendered, stepped = (LatentOptimizer(G, tiny_clip, CFG, seed=8) for _ in range(2))
+    prompts, transform = (WeightedPrompt("a cat"),), np.eye(3, dtype=np.float32)
+    for _ in range(2):
+        _, result = rendered.render_frame(prompts, 3, 0.05, transform, 0.1)
+        stepped.set_prompts(prompts)
+        losses = [float(stepped.step(0.05).loss) for _ in range(3)]
+        assert float(result.loss) == losses[-1] != losses[0]
+    assert rendered.render_frame(prompts, 0, 0.05, transform, 0.1)[1] is None

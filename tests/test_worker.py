@@ -1,9 +1,10 @@
-"""The engine worker keeps the picture coming through failures of a guided step."""
+"""The engine worker keeps the picture coming through failures of a guided step, each frame with its loss."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
 import torch
 
 from conftest import wait_for
@@ -99,3 +100,35 @@ def test_warm_up_comes_before_the_clock_and_the_governor_never_sees_it(fixture_t
         assert wait_for(lambda: worker.frames.latest()[0] >= 1, timeout=30)
     finally:
         worker.stop()
+
+
+def test_the_published_loss_is_the_last_step_of_its_frame(fixture_t, tiny_clip):
+    """Two steps a frame: each frame's loss is its second step's, as a twin optimiser taking the same steps finds."""
+    G, _ = fixture_t
+    two_steps = DirectorConfig(steps_per_frame=2)
+
+    def engine() -> tuple[LatentOptimizer, Director]:
+        state = ShowState.from_config(two_steps)
+        state.set_prompt("a cat", "test")
+        return LatentOptimizer(G, tiny_clip, OptimizerConfig(cutouts=2), seed=0), Director(two_steps, 0.03, state)
+
+    optimizer, director = engine()
+    worker = EngineWorker(optimizer, director, GovernorConfig(frame_budget_ms=0.0), clock=lambda: 0.0,
+                          features=lambda: SILENCE, warm_up=False)  # no budget: two steps every frame
+    worker.start().go()
+    try:
+        assert wait_for(lambda: worker.frames.latest()[0] >= 3, timeout=60)
+    finally:
+        worker.stop()
+    frames, published = worker.frames.latest()
+    assert worker.errors == 0
+    twin, twin_director = engine()
+    for _ in range(frames):
+        plan = twin_director.plan(0.0, SILENCE, None)
+        twin.set_prompts(plan.prompts)
+        twin.set_transform(plan.transform)
+        losses = [float(twin.step(plan.lr).loss) for _ in range(plan.steps)]
+    # The worker runs torch on fewer threads (it leaves a core to the display): sums add up in another order, and
+    # the latents part by about 1e-5 over a few frames; a frame's two steps differ by far more.
+    assert len(losses) == 2 and published.loss == pytest.approx(losses[1], rel=1e-4)
+    assert losses[0] != pytest.approx(losses[1], rel=1e-4)

@@ -11,7 +11,8 @@ number of slots (unused slots weigh 0), and nothing in it branches on tensor val
 compiles with `torch.compile(fullgraph=True)` (`optimizer.compile = "auto"`: compiled on CUDA, eager on CPU where
 compiling measured slower; eager is the fallback if compiling fails) and, on CUDA, is captured as one CUDA graph
 per cutout count and replayed (`optimizer.cuda_graphs`, `graphs.py`); the displayed frame too. `warm_up` compiles
-and captures every shape ahead of the show, leaving the optimiser's state as it found it.
+and captures every shape ahead of the show, leaving the optimiser's state as it found it. A frame's one
+wait, for its pixels, brings the last step's loss down with them (`render_frame`).
 
 Precision: the latent and the optimiser state are always float32; the networks run in what `model.precision`
 chose. When anything runs in fp16, the loss is scaled before the backward pass (dynamically, as a GradScaler
@@ -50,8 +51,8 @@ LOSS_SCALE_MAX = 2.0 ** 24
 
 @dataclass
 class StepResult:
-    """A guided step's outcome, in tensors the optimizer allocates once: the next step overwrites them. Read or
-    copy the values before that."""
+    """A guided step's outcome, in tensors the optimizer allocates once: the next step (or, for `render_frame`'s
+    host copy, the next frame) overwrites them. Read or copy the values before that."""
     loss: torch.Tensor                  # [] weighted guidance loss of the step (before the update)
     per_prompt: torch.Tensor            # [MAX_PROMPTS] spherical distance to each slot
 
@@ -97,6 +98,10 @@ class LatentOptimizer:
         self._prompts: tuple[WeightedPrompt, ...] | None = None  # the mix in the slots
         # The last step's outcome, written by the step itself (inside its graph on CUDA): no allocation per step.
         self.result = StepResult(torch.zeros((), device=self.device), torch.zeros(MAX_PROMPTS, device=self.device))
+        # ... and its copy on the host, which render_frame fills alongside the frame's pixels (pinned on CUDA: the
+        # copy is asynchronous, and the one wait for the pixels covers it).
+        self._host_result = self.result if self.device.type != "cuda" else StepResult(
+            torch.zeros((), pin_memory=True), torch.zeros(MAX_PROMPTS, pin_memory=True))
         self.lr = torch.tensor(cfg.lr, device=self.device)
         # fp16 anywhere on the gradient's path: scale the loss so that small gradients survive the backward pass.
         self.loss_scaling = torch.float16 in (clip.dtype, G.compute_dtype(self.device))
@@ -272,13 +277,14 @@ class LatentOptimizer:
                      transform: np.ndarray, dt: float) -> tuple[np.ndarray, StepResult | None]:
         """One displayed frame, as live and offline make it: the prompt mix, `steps` guided steps at lr through the
         input transform [3, 3], then the display latent, moved towards the optimised one for dt seconds, as
-        [H, W, 3] uint8 on the host (and the last step's result)."""
+        [H, W, 3] uint8 on the host, and the last step's result (None without steps) on the host too: it comes
+        with the pixels, so reading it makes the host wait for nothing more. That result is overwritten by the
+        next frame."""
         self.set_prompts(prompts)
         self.set_transform(transform)
-        result = None
         for _ in range(steps):
-            result = self.step(lr)
-        return self.frame_pixels(dt), result
+            self.step(lr)
+        return self._to_host(self.frame(dt), self.result if steps > 0 else None)
 
     def frame(self, dt: float | None = None) -> torch.Tensor:
         """Moves the display latent towards the optimised one for dt seconds (None: all the way) and renders it:
@@ -291,15 +297,25 @@ class LatentOptimizer:
 
     def frame_pixels(self, dt: float | None = None) -> np.ndarray:
         """`frame` copied to the host: on CUDA into pinned memory, asynchronously, waiting only for that copy."""
-        pixels = self.frame(dt)
+        pixels, _ = self._to_host(self.frame(dt))
+        return pixels
+
+    def _to_host(self, pixels: torch.Tensor, result: StepResult | None = None) -> tuple[np.ndarray, StepResult | None]:
+        """pixels [H, W, 3] uint8 (and a step's result) on the host. On CUDA the copies are queued into pinned
+        memory and the host waits once, for all of them; the pixels get a buffer of their own (the render loop
+        keeps a frame while the next is made), the result the optimizer's one host copy."""
         if self.device.type != "cuda":
-            return pixels.numpy()
+            return pixels.numpy(), result
         host = torch.empty(pixels.shape, dtype=torch.uint8, pin_memory=True)
         host.copy_(pixels, non_blocking=True)
+        if result is not None:
+            self._host_result.loss.copy_(result.loss, non_blocking=True)
+            self._host_result.per_prompt.copy_(result.per_prompt, non_blocking=True)
+            result = self._host_result
         done = torch.cuda.Event()
-        done.record()
+        done.record()  # after every copy above: its completion means all of them are done
         done.synchronize()
-        return host.numpy()
+        return host.numpy(), result
 
     @torch.no_grad()
     def _display_frame(self, q: torch.Tensor, display_w: torch.Tensor, alpha: torch.Tensor,
