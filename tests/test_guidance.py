@@ -13,7 +13,7 @@ from vj.config import OptimizerConfig
 from vj.cues.prompts import WeightedPrompt
 from vj.engine.guidance import make_cutouts, spherical_distance
 from vj.engine.director import learning_rate
-from vj.engine.optimizer import LatentOptimizer
+from vj.engine.optimizer import MAX_PROMPTS, LatentOptimizer
 
 CFG = OptimizerConfig(cutouts=4, lr=0.05, latent_reg=0.0, display_smoothing_s=0.0)
 
@@ -326,3 +326,18 @@ def test_render_frame_returns_the_last_step_of_the_frame(fixture_t, tiny_clip):
         losses = [float(stepped.step(0.05).loss) for _ in range(3)]
         assert float(result.loss) == losses[-1] != losses[0]
     assert rendered.render_frame(prompts, 0, 0.05, transform, 0.1)[1] is None
+
+
+def test_a_crossfade_leaves_the_requested_weights_with_their_texts(optimizer, tiny_clip):
+    """Weights change every frame of a crossfade; when the stronger prompt changes, so does the slots' order."""
+    a, b = "a red sunset", "green forest moss"
+    mixes = [[(a, 1 - f), (b, f)] for f in np.linspace(0, 1, 7)] + [[(b, 0.5)], [], [(a, -0.2), (b, 0.1)]]
+    for mix in mixes:
+        optimizer.set_prompts([WeightedPrompt(text, weight) for text, weight in mix])
+        ordered = sorted(mix, key=lambda p: -abs(p[1]))
+        weights = torch.zeros(MAX_PROMPTS)
+        weights[: len(ordered)] = torch.tensor([w for _, w in ordered])
+        assert torch.equal(optimizer.slot_weights, weights), mix
+        if ordered:
+            embeds = tiny_clip.encode_text([text for text, _ in ordered])
+            assert torch.equal(optimizer.slot_embeds[: len(ordered)], embeds), mix

@@ -1,18 +1,20 @@
 """The engine on a CUDA device: graphs captured and replayed, warm-up without a trace, precision, frame transfer,
-the order of fallbacks.
+no host sync in a frame, the order of fallbacks.
 
 The tiny random StyleGAN3-T (not the reference fixtures: ../shared does not travel to a lent device)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from vj.config import OptimizerConfig
 from vj.cues.prompts import WeightedPrompt
-from vj.engine.optimizer import LatentOptimizer
+from vj.engine.optimizer import MAX_PROMPTS, LatentOptimizer
 from vj.models.clip import load_clip
 from vj.models.loading import resolve_precision, tiny_generator
 
@@ -65,6 +67,39 @@ def test_frame_pixels_come_back_as_uint8(networks):
     expected = ((image.permute(1, 2, 0) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
     assert pixels.dtype.name == "uint8" and pixels.shape == expected.shape
     assert abs(pixels.astype(int) - expected.astype(int)).max() <= 1
+
+
+@contextlib.contextmanager
+def no_host_syncs():
+    """Any synchronising CUDA call (a blocking copy, .item() of a device tensor) raises inside. An event's wait
+    (the one a frame makes for its pixels) is not one of them."""
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_a_crossfading_frame_makes_no_host_sync_and_brings_its_loss_along(networks):
+    """What the worker does each frame (prompt weights up, steps, pixels and loss down) after the warm-up, with
+    the weights changing every frame as in a crossfade: no host sync, and the same losses as eager steps."""
+    captured = _optimizer(networks, cuda_graphs=True)
+    eager = _optimizer(networks, cuda_graphs=False)
+    captured.warm_up([4])
+    texts, transform = ("a red sunset over the sea", "text"), np.eye(3, dtype=np.float32)
+    for fade in np.linspace(0.0, 1.0, 5):
+        mix = (WeightedPrompt(texts[0], 1 - fade), WeightedPrompt(texts[1], fade))
+        with no_host_syncs():
+            pixels, result = captured.render_frame(mix, 2, 0.05, transform, 0.1)
+            loss, per_prompt = float(result.loss), result.per_prompt.tolist()  # as the worker reads it
+        _, expected = eager.render_frame(mix, 2, 0.05, transform, 0.1)
+        assert result.loss.device.type == "cpu" and pixels.shape == (64, 64, 3)
+        assert abs(loss - float(expected.loss)) < 1e-3
+        assert np.allclose(per_prompt, expected.per_prompt.tolist(), atol=1e-3)
+        ordered = sorted(mix, key=lambda p: -abs(p.weight))
+        weights = [p.weight for p in ordered] + [0.0] * (MAX_PROMPTS - 2)
+        assert np.allclose(captured.slot_weights.cpu().numpy(), weights)
+    assert captured.graphs.replays >= 15 and captured.graphs.captures == 2 and not captured.fallbacks
 
 
 @pytest.mark.parametrize("eager_captures", [True, False])

@@ -11,8 +11,9 @@ number of slots (unused slots weigh 0), and nothing in it branches on tensor val
 compiles with `torch.compile(fullgraph=True)` (`optimizer.compile = "auto"`: compiled on CUDA, eager on CPU where
 compiling measured slower; eager is the fallback if compiling fails) and, on CUDA, is captured as one CUDA graph
 per cutout count and replayed (`optimizer.cuda_graphs`, `graphs.py`); the displayed frame too. `warm_up` compiles
-and captures every shape ahead of the show, leaving the optimiser's state as it found it. A frame's one
-wait, for its pixels, brings the last step's loss down with them (`render_frame`).
+and captures every shape ahead of the show, leaving the optimiser's state as it found it. Around the step nothing
+syncs either: prompt weights and the transform go up through pinned memory, and a frame's one wait, for its
+pixels, brings the last step's loss down with them (`render_frame`).
 
 Precision: the latent and the optimiser state are always float32; the networks run in what `model.precision`
 chose. When anything runs in fp16, the loss is scaled before the backward pass (dynamically, as a GradScaler
@@ -96,6 +97,7 @@ class LatentOptimizer:
         self.slot_embeds = torch.zeros(MAX_PROMPTS, clip.embed_dim, device=self.device)
         self.slot_weights = torch.zeros(MAX_PROMPTS, device=self.device)
         self._prompts: tuple[WeightedPrompt, ...] | None = None  # the mix in the slots
+        self._slot_texts: tuple[str, ...] = ()  # the texts whose embeddings are in the slots, in order
         # The last step's outcome, written by the step itself (inside its graph on CUDA): no allocation per step.
         self.result = StepResult(torch.zeros((), device=self.device), torch.zeros(MAX_PROMPTS, device=self.device))
         # ... and its copy on the host, which render_frame fills alongside the frame's pixels (pinned on CUDA: the
@@ -122,7 +124,9 @@ class LatentOptimizer:
     # -- prompts and shapes -----------------------------------------------------------------------------
     def set_prompts(self, prompts: tuple[WeightedPrompt, ...] | list[WeightedPrompt]) -> None:
         """Fills the prompt slots from a mix (the largest |weight| first if there are too many); an unchanged mix
-        changes nothing."""
+        changes nothing. A crossfade changes the weights every frame: they go up from pinned memory without making
+        the host wait, and the embeddings are rewritten only when the slots' texts change (from CLIP's cache, on
+        the device, unless a text is new)."""
         if tuple(prompts) == self._prompts:
             return
         self._prompts = tuple(prompts)
@@ -130,10 +134,14 @@ class LatentOptimizer:
         if len(prompts) > MAX_PROMPTS:
             log.warning("%d prompts in the mix; guiding with the %d strongest", len(prompts), MAX_PROMPTS)
             prompts = prompts[:MAX_PROMPTS]
-        self.slot_weights.zero_()
-        if prompts:
-            self.slot_embeds[: len(prompts)] = self.clip.encode_text([p.text for p in prompts])
-            self.slot_weights[: len(prompts)] = torch.tensor([p.weight for p in prompts], device=self.device)
+        texts = tuple(p.text for p in prompts)
+        if texts != self._slot_texts:
+            if texts:
+                self.slot_embeds[: len(texts)] = self.clip.encode_text(list(texts))
+            self._slot_texts = texts
+        weights = np.zeros(MAX_PROMPTS, np.float32)  # unused slots weigh 0
+        weights[: len(prompts)] = [p.weight for p in prompts]
+        self._upload(self.slot_weights, weights)
 
     def set_cutouts(self, cutouts: int) -> None:
         """Changes the number of cutouts per step. Each count keeps its own draw buffers (a captured step reads
@@ -268,10 +276,15 @@ class LatentOptimizer:
 
     def set_transform(self, transform: np.ndarray) -> None:
         """The frame's input transform [3, 3], uploaded without making the host wait (through pinned memory)."""
-        matrix = torch.from_numpy(np.ascontiguousarray(transform, dtype=np.float32))
+        self._upload(self.transform, transform)
+
+    def _upload(self, tensor: torch.Tensor, values: np.ndarray) -> None:
+        """values into the float32 device tensor in place, without making the host wait: on CUDA from a fresh pinned
+        buffer, which torch keeps until the copy is done (a reused one could be rewritten while a copy is queued)."""
+        source = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
         if self.device.type == "cuda":
-            matrix = matrix.pin_memory()  # torch keeps this buffer until the copy is done
-        self.transform.copy_(matrix.to(self.device, non_blocking=True), non_blocking=True)
+            source = source.pin_memory()
+        tensor.copy_(source, non_blocking=True)
 
     def render_frame(self, prompts: tuple[WeightedPrompt, ...], steps: int, lr: float,
                      transform: np.ndarray, dt: float) -> tuple[np.ndarray, StepResult | None]:
