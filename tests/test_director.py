@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -200,6 +203,7 @@ def test_a_control_log_cut_mid_line_replays_up_to_the_cut(tmp_path, caplog):
     writer.clock(0.0, 0.0, True)
     writer.write(1.0, 1.0, "osc", "hue_shift", 0.75)
     writer.write(2.0, 2.0, "osc", "prompt", "a glass city")          # ... and the process dies writing this line
+    assert writer.flush()
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:3]) + lines[3][:25])
     with caplog.at_level(logging.WARNING, logger="vj.control.showlog"):
@@ -213,3 +217,63 @@ def test_a_control_log_cut_mid_line_replays_up_to_the_cut(tmp_path, caplog):
     path.write_bytes(b"".join(lines[:3]) + lines[3][:25] + b"\n" + lines[2])   # damage in the middle
     with pytest.raises(ShowLogError, match=":4: not a control log line"):
         read_show_log(path)
+
+
+def test_a_flood_of_fader_moves_is_one_line_a_frame_and_replays_what_was_shown(tmp_path):
+    """3000 OSC moves of one fader between two frames (a flood of 10 000 a second is 170 a frame): the log keeps the
+    last (no frame showed the others), and every other kind of change, each in order."""
+    path = tmp_path / "show.controls.jsonl"
+    state = ShowState.from_config(DirectorConfig())
+    writer = ControlLogWriter(path, show_header(Config(), "live"))
+    writer.begin(time.time(), 0.0, True)
+    for i in range(3000):
+        state.set("hue_shift", (i % 100) / 100, "osc")
+        if i % 1000 == 0:
+            state.set_prompt(f"prompt {i}", "osc")
+    state.set("kaleidoscope", 0.25, "osc")
+    writer.follow(state, 1.0)                                          # a frame
+    state.set("hue_shift", 0.5, "midi")
+    state.set("hue_shift", 0.125, "midi")
+    writer.follow(state, 2.0)                                          # the next
+    writer.close(3.0, 3.0)
+    show = read_show_log(path)
+    hue = [e.value for e in show.entries if e.what == "hue_shift"]
+    assert hue == [0.99, 0.125]
+    assert [e.value for e in show.entries if e.what == "prompt"] == [f"prompt {i}" for i in range(0, 3000, 1000)]
+    assert [e.what for e in show.entries].count("kaleidoscope") == 1
+    replayed = ShowState.from_config(DirectorConfig())
+    ControlReplay(show).apply_until(replayed, math.inf)
+    assert replayed.snapshot().values["hue_shift"] == 0.125 and replayed.snapshot().values["kaleidoscope"] == 0.25
+
+
+def test_the_render_loop_never_waits_on_a_stuck_control_log(tmp_path):
+    """A log whose file takes nothing (a pipe nobody reads: a stuck network disk) must not stop the frames: the
+    show's calls return, and every line arrives once the file takes them again."""
+    path = tmp_path / "stuck.controls.jsonl"
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # open, but not read: the pipe fills and writes block
+    writer = ControlLogWriter(path, show_header(Config(), "live"))
+    state = ShowState.from_config(DirectorConfig())
+    frames = threading.Thread(target=lambda: [(state.set_prompt("x" * 500 + str(i), "osc"), writer.follow(state, i))
+                                              for i in range(1000)])  # 500 kB: far more than a pipe holds
+    frames.start()
+    frames.join(timeout=60)
+    assert not frames.is_alive()  # the "render loop" went through all its frames while nothing was written
+    received = b""
+    closing = threading.Thread(target=writer.close, args=(1000.0, 1000.0))
+    closing.start()
+    while closing.is_alive() or True:
+        try:
+            chunk = os.read(reader, 1 << 16)
+        except BlockingIOError:
+            chunk = None
+            if not closing.is_alive():
+                break
+            time.sleep(0.01)
+            continue
+        if not chunk:
+            break
+        received += chunk
+    os.close(reader)
+    lines = received.decode().splitlines()
+    assert len(lines) == 1 + 1000 + 1 and json.loads(lines[-1])["what"] == "end"  # header, prompts, end

@@ -31,6 +31,7 @@ from vj.control.quantize import Quantizer, SheetQuantizer
 from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
 from vj.render.compositor import Compositor, EffectInputs, effect_inputs
+from vj.ratelog import RateLimitedLog
 from vj.render.frametimes import FramePacer, FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line, with_held
 from vj.render.outputs import configured, open_outputs
@@ -189,6 +190,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
     pacing, pacer = FrameTimes(), FramePacer(d.max_fps)
+    jumps_log = RateLimitedLog(log)  # a flood of /vj/cue/next must not write thousands of lines a second
     try:
         while not window.should_close and not state.snapshot().quit:
             now = time.perf_counter()
@@ -217,7 +219,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 if target is not None:
                     clock.seek(target)
                     sheet_grid.reset()
-                    log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
+                    jumps_log.info("%s from %s: show time %.2f s", event.kind, event.source, target)
                     if recording:
                         recording.clock(time.perf_counter() - began, target, clock.running)
             if (waiting := quantizer.waiting()) != held:  # a press taken and held, or landed: shown at once

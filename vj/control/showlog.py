@@ -22,6 +22,8 @@ import dataclasses
 import json
 import logging
 import math
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,11 +48,21 @@ class ShowLogError(UserError, ValueError):
 
 class ControlLogWriter:
     """Writes the control log. A live show calls `begin` when it starts, then, once per displayed frame,
-    `follow(state, show_time)` (the show state's new changes, each at the time it happened) and `cue(...)`."""
+    `follow(state, show_time)` (the show state's new changes, each at the time it happened) and `cue(...)`.
+
+    The render loop never waits on the file: lines go to a thread of its own (`vj-control-log`), which writes and
+    flushes whatever has queued up, so a crash keeps all but the last moment. Within one frame only a parameter's
+    last change is kept: a replay renders frames, and no frame ever showed the values in between (a fader swept by
+    10 000 OSC messages a second is 60 lines a second, not 10 000). A write that fails (a full disk) stops the log
+    there, said by `trouble`; the show goes on."""
 
     def __init__(self, path: str | Path, header: dict[str, Any]):
         self.path = Path(path)
         self._file = open(self.path, "w", encoding="utf-8")
+        self.trouble: str | None = None  # why the log stopped, None while it is written
+        self._lines: queue.SimpleQueue[str | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._drain, name="vj-control-log", daemon=True)
+        self._thread.start()
         self.write(0.0, 0.0, "vj", "show", {"format": FORMAT, **header})
         self._began_epoch = 0.0         # time.time() when the show began: wall time 0
         self._changes = 0               # how many of the show state's changes are logged
@@ -66,7 +78,10 @@ class ControlLogWriter:
         """Logs the changes made to `state` since the last call, at the wall and show time each was made."""
         ago = time.time() - self._began_epoch
         changes, self._changes = state.changes_since(self._changes)
-        for when, source, what, value in changes:
+        last = {what: i for i, (_, _, what, _) in enumerate(changes) if what in PARAMS}
+        for i, (when, source, what, value) in enumerate(changes):
+            if what in PARAMS and last[what] != i:
+                continue  # overwritten within this frame: never shown
             at = max(0.0, when - self._began_epoch)  # when it happened, not when it was logged
             self.write(at, max(0.0, show_now - (ago - at)), source, what, value)
 
@@ -90,16 +105,47 @@ class ControlLogWriter:
             self.write(wall, show_time, "vj", "cue_starts", {str(i): round(start, 4) for i, start in starts.items()})
 
     def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
-        self._file.write(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,
-                                     "value": value}, default=str) + "\n")
-        self._file.flush()  # a crash keeps what happened up to it
+        self._lines.put(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,
+                                    "value": value}, default=str) + "\n")
+
+    def _drain(self) -> None:
+        """The writer thread: everything queued, then one flush (a crash keeps what happened up to it)."""
+        while True:
+            lines = [self._lines.get()]
+            while not self._lines.empty():
+                lines.append(self._lines.get())
+            done = lines[-1] is None
+            if self.trouble is None:
+                try:
+                    self._file.write("".join(line for line in lines if isinstance(line, str)))
+                    self._file.flush()
+                except OSError as e:
+                    self.trouble = f"control log stopped: {e.strerror or e}"
+                    log.error("%s (%s); the show goes on", self.trouble, self.path)
+            for line in lines:
+                if isinstance(line, threading.Event):
+                    line.set()
+            if done:
+                return
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Waits until what was logged so far is in the file (or the log has stopped); False if that took longer."""
+        written = threading.Event()
+        self._lines.put(written)
+        return written.wait(timeout)
 
     def clock(self, wall: float, show_time: float, running: bool) -> None:
         self.write(wall, show_time, "vj", "clock", {"show": round(show_time, 4), "running": running})
 
     def close(self, wall: float, show_time: float) -> None:
+        """Logs the show's end, waits for the writer (briefly: a stuck disk must not keep vj from quitting)."""
         self.write(wall, show_time, "vj", "end", None)
-        self._file.close()
+        self._lines.put(None)
+        self._thread.join(timeout=5.0)
+        try:
+            self._file.close()
+        except OSError as e:  # the last flush failed: what was written before stays
+            self.trouble = self.trouble or f"control log stopped: {e.strerror or e}"
 
 
 def show_header(cfg: Config, mode: str, lrc: str | Path | None = None, audio: str | Path | None = None) -> dict:

@@ -113,9 +113,11 @@ class ShowState:
 
     def changes_since(self, count: int) -> tuple[list[tuple[float, str, str, object]], int]:
         """The changes after the first `count` ever made (those still kept), and the new count."""
-        with self._write_lock:
-            held, total = list(self.changes), self.change_count
-        return held[max(0, len(held) - (total - count)):], total
+        with self._write_lock:  # only the new ones are copied: under a flood of control messages this runs every
+            total = self.change_count  # frame while the deque holds thousands
+            new = min(total - count, len(self.changes))
+            held = [self.changes[-i] for i in range(new, 0, -1)]
+        return held, total
 
     def set(self, name: str, value: float, source: str) -> float:
         """Sets a parameter (clamped to its range); returns the value applied."""

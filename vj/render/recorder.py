@@ -240,7 +240,7 @@ class Recording:
 
     def warnings(self) -> list[str]:
         """For the HUD: why the recording or its control log stopped before the show, if one has."""
-        return [trouble for trouble in (self.video.trouble, self.log_trouble) if trouble]
+        return [trouble for trouble in (self.video.trouble, self.log_trouble or self.log.trouble) if trouble]
 
     def clock(self, wall: float, show_time: float, running: bool) -> None:
         """The show clock was set (a seek, a cue jump, the start cue)."""
