@@ -58,3 +58,11 @@ wheels: $(VENV)/.installed
 
 gpu-check:
 	@VENV=$(VENV) scripts/gpu_check.sh $(OUT)/gpu-check
+
+# `make device-versions`: the CPU precision and engine tests and the device check's CPU run under the lent GPU
+# machine's versions (Python 3.12, torch 2.11, its image's packages and the carried wheels' in .venv-device, vj run
+# from the checkout as there), so that API drift shows here before a lease is spent. Not part of `make test` or CI.
+.PHONY: device-versions
+
+device-versions:
+	@scripts/device_versions_check.sh $(OUT)/device-versions
