@@ -114,3 +114,22 @@ def test_the_hud_says_an_output_cannot_reach_its_receiver_until_it_does(monkeypa
         assert len(lines) == 1 and lines[0].startswith("stream rtmp://127.0.0.1:") and late.sent > 0
     finally:
         outputs.close()
+
+
+def test_the_status_line_says_the_shows_cue_not_the_lagging_engine_frames():
+    """On a slow machine the newest generated frame is still cue 0's while the show is at cue 2: the log's line and
+    the window title say cue 2 and its prompt, as the HUD and OSC feedback do (#26 item 11)."""
+    from vj.control.osc import show_cue
+    from vj.cues.lrc import parse_lrc
+    from vj.cues.timeline import Timeline
+    from vj.engine.worker import PublishedFrame
+    from vj.render.hud import status_line
+
+    timeline = Timeline(parse_lrc("[00:00.00]neon rain\n[00:10.00]fog\n[00:20.00]a deep blue ocean\n"), 0.0)
+    lagging = PublishedFrame(np.zeros((8, 8, 3), np.uint8), show_time=1.0, cue=0, prompt="neon rain", loss=0.5,
+                             steps_per_second=0.7, published_at=time.perf_counter())
+    line = status_line(25.0, show_cue(timeline, 25.0, None), lagging, 30.0)
+    assert "cue 2 " in line and line.endswith("a deep blue ocean") and "neon rain" not in line, line
+    assert "0.7 steps/s" in line  # the rate is the engine's own
+    live = status_line(25.0, show_cue(timeline, 25.0, "a glass city:1 | smoke:-0.3"), None, 30.0)
+    assert "cue 2 " in live and live.endswith("a glass city | smoke"), live

@@ -386,11 +386,15 @@ def test_show_feedback_follows_the_show_cue_and_repeats_every_state_each_second(
 
     driver = threading.Thread(target=surface, daemon=True)
     driver.start()
+    caplog.set_level(logging.INFO, logger="vj")
     run_show(cfg, clock, lambda: AudioFeatures(), WatchedTimeline(sheet, 0.0), duration=120.0,
              on_frame=lambda *_: running.set(), offscreen=True, models=load_models(cfg.model))
     driver.join(5)
     assert not failure, failure
     assert "/vj/cue/goto [5]: no cue 5: the cue sheet has cues 0 to 4" in caplog.text  # the show keeps the count
+    # the log's once-a-second status line says the show's cue too, not the lagging engine frame's (#26 item 11)
+    at_the_end = [line for line in caplog.messages if line.startswith("vj  t=  40.0s")]  # after the last jump
+    assert at_the_end and all("  cue 4 " in line and line.endswith("  cue 4") for line in at_the_end), caplog.messages
 
     first_second = {address: value for when, address, value in heard if when < 1.5}  # a second, and some slack
     assert first_second == {"/vj/state/cue": 0, "/vj/state/prompt": "cue 0", "/vj/state/bpm": 0.0,

@@ -267,7 +267,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             pacer.wait()  # without vsync (or under Xvfb) the loop would spin and starve the engine of CPU
             if now - last_report >= 1.0:
                 fps = displayed / (now - last_report)
-                status = status_line(clock.now(), frame, fps)
+                status = status_line(clock.now(), show_cue(current_timeline(), clock.now(),
+                                                           state.snapshot().prompt_override), frame, fps)
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 heard = features()

@@ -145,10 +145,12 @@ def tempo_text(bpm: float, source: str, confidence: float = 0.0, playing: bool =
     return "tempo: listening" if source == "audio" else f"tempo: waiting for {label}"
 
 
-def status_line(t: float, frame: PublishedFrame | None, fps: float) -> str:
-    """The show's once-a-second line, for the log and the window's title."""
-    return (f"vj  t={t:6.1f}s  cue {frame.cue if frame else -1}  {fps:4.1f} fps  "
-            f"{frame.steps_per_second if frame else 0:4.1f} steps/s  {(frame.prompt if frame else '')[:60]}")
+def status_line(t: float, on_stage: tuple[int, str], frame: PublishedFrame | None, fps: float) -> str:
+    """The show's once-a-second line, for the log and the window's title: the show's cue and prompt (`on_stage`, as
+    `vj.control.osc.show_cue` gives them for feedback), not the newest engine frame's, which lags on a slow machine."""
+    cue, prompt = on_stage
+    return (f"vj  t={t:6.1f}s  cue {cue}  {fps:4.1f} fps  "
+            f"{frame.steps_per_second if frame else 0:4.1f} steps/s  {prompt[:60]}")
 
 
 def show_warnings(audio: str | None, midi_port: str, osc: OscControl, midi: MidiInput | None, worker: EngineWorker,
