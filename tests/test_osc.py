@@ -172,6 +172,32 @@ def test_feedback_reaches_a_real_osc_server():
     assert '/vj/state/held s "held for the bar: next cue (midi)"' in text
 
 
+def test_feedback_bpm_is_rounded_to_hundredths():
+    """A tempo source's 140.00013732910156 (Link's float noise) reaches a surface as 140.0, not as float noise
+    (#26 item 12). OSC floats are float32, so a value with hundredths arrives as the float32 nearest it: within 1e-4
+    of the rounded value, and 140.0 exactly."""
+    from pythonosc.osc_message import OscMessage
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as surface:
+        surface.bind(("127.0.0.1", 0))
+        surface.settimeout(2.0)
+        control = OscControl(ShowState(), "127.0.0.1", free_port(),
+                             feedback=f"127.0.0.1:{surface.getsockname()[1]}")
+        heard = []
+        try:
+            for bpm in (140.00013732910156, 128.3712345):
+                control.send_tempo(Tempo(bpm, 0.5, time.perf_counter(), False, "link"), force=True)
+                while True:
+                    m = OscMessage(surface.recv(65536))
+                    if m.address == "/vj/state/bpm":
+                        heard.append(m.params[0])
+                        break
+        finally:
+            control.stop()
+    assert heard[0] == 140.0 and repr(heard[0]) == "140.0", heard
+    assert abs(heard[1] - 128.37) < 1e-4, heard
+
+
 def test_port_already_taken_is_a_clear_error():
     from vj.control.state import ControlError
 

@@ -314,7 +314,7 @@ class OscControl:
             values["/vj/state/beat"] = float(beat % reading.quantum)  # first: sent microseconds after it was read
         sent_bpm = self._last_feedback.get("/vj/state/bpm")
         if force or sent_bpm is None or abs(reading.bpm - sent_bpm) >= BPM_STEP:
-            values["/vj/state/bpm"] = float(reading.bpm)
+            values["/vj/state/bpm"] = round(float(reading.bpm), 2)  # OSC floats are float32: no noise digits
         for address, value in (("/vj/state/playing", playing), ("/vj/state/tempo", reading.source)):
             if force or self._last_feedback.get(address) != value:
                 values[address] = value
