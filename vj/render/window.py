@@ -20,6 +20,28 @@ class WindowError(UserError, RuntimeError):
     """No window could be opened (no display, no OpenGL 3.3)."""
 
 
+def _monitor(index: int):
+    """The glfw monitor `display.monitor` names, or the last there is, with a warning naming those found: going full
+    screen on the performer's own screen by surprise is worse than a line in the log (None: no monitor at all)."""
+    monitors = glfw.get_monitors() or []
+    if not monitors:
+        log.warning("no monitor to go full screen on")
+        return None
+    if index < len(monitors):
+        return monitors[index]
+    found = ", ".join(f"{i}: {_monitor_name(m)}" for i, m in enumerate(monitors))
+    log.warning("display.monitor=%d, but %d monitor(s) found (%s): full screen on monitor %d instead; plug in the "
+                "projector (and check its cable), or set display.monitor", index, len(monitors), found,
+                len(monitors) - 1)
+    return monitors[-1]
+
+
+def _monitor_name(monitor) -> str:
+    name = glfw.get_monitor_name(monitor) or b"?"
+    mode = glfw.get_video_mode(monitor)
+    return f"{name.decode(errors='replace') if isinstance(name, bytes) else name} {mode.size.width}x{mode.size.height}"
+
+
 class Window:
     def __init__(self, width: int, height: int, title: str = "vj", fullscreen: bool = False, monitor: int = 0,
                  vsync: bool = True):
@@ -32,8 +54,7 @@ class Window:
         glfw.window_hint(glfw.OPENGL_FORWARD_COMPAT, True)
         target = None
         if fullscreen:
-            monitors = glfw.get_monitors() or []
-            target = monitors[min(monitor, len(monitors) - 1)] if monitors else None
+            target = _monitor(monitor)
             if target is not None:
                 mode = glfw.get_video_mode(target)
                 width, height = mode.size.width, mode.size.height
@@ -88,12 +109,10 @@ class Window:
             x, y, w, h = self._windowed
             glfw.set_window_monitor(self.handle, None, x, y, w, h, 0)
             return
-        monitors = glfw.get_monitors() or []
-        if not monitors:
-            log.warning("no monitor to go full screen on")
+        target = _monitor(monitor)
+        if target is None:
             return
         self._windowed = (*glfw.get_window_pos(self.handle), *glfw.get_window_size(self.handle))
-        target = monitors[min(monitor, len(monitors) - 1)]
         mode = glfw.get_video_mode(target)
         glfw.set_window_monitor(self.handle, target, 0, 0, mode.size.width, mode.size.height, mode.refresh_rate)
 
