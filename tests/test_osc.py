@@ -452,3 +452,45 @@ def test_show_cue_is_the_cue_sheet_at_the_show_clock_or_the_live_prompt():
     assert show_cue(timeline, 25.0, None) == (1, "a deep blue ocean")
     assert show_cue(timeline, 25.0, "a glass city:1 | smoke:-0.3") == (1, "a glass city | smoke")
     assert show_cue(None, 25.0, None) == (-1, "")
+
+
+def test_an_effect_amount_set_for_an_effect_not_in_the_chain_is_said_once(caplog):
+    """The README's `/vj/param/kaleidoscope` (and both bundled MIDI mappings' fader) with the default effect chain,
+    which leaves the kaleidoscope out: the show (tiny networks, offscreen) says once that it does nothing and how to
+    add it; an effect in the chain says nothing (#26 item 7)."""
+    import threading
+
+    from vj import config
+    from vj.app.show import run_show
+    from vj.audio.features import AudioFeatures
+    from vj.clock import ManualClock
+    from vj.models.loading import load_models
+
+    osc_port = free_port()
+    cfg = config.load(None, ["model.generator=tiny", "model.clip=tiny", "display.width=64", "display.height=64",
+                             "display.hud=false", "display.vsync=false", "display.max_fps=30",
+                             f"control.osc_port={osc_port}"])
+    assert "kaleidoscope" not in cfg.display.effects and "hue_shift" in cfg.display.effects
+    running = threading.Event()
+
+    def performer() -> None:
+        try:
+            running.wait(120)
+            for value in (0.8, 0.2, 0.9):  # a fader moved: frames apart, and two in one frame
+                send(("127.0.0.1", osc_port), message("/vj/param/kaleidoscope", value))
+                send(("127.0.0.1", osc_port), message("/vj/param/hue_shift", value))
+                time.sleep(0.3 if value != 0.2 else 0.0)
+        finally:
+            time.sleep(0.3)
+            send(("127.0.0.1", osc_port), message("/vj/quit", 1))
+
+    driver = threading.Thread(target=performer, daemon=True)
+    driver.start()
+    run_show(cfg, ManualClock(), lambda: AudioFeatures(), None, duration=60.0,
+             on_frame=lambda *_: running.set(), offscreen=True, models=load_models(cfg.model))
+    driver.join(5)
+    said = [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "display.effects" in r.getMessage()]
+    assert said == ["kaleidoscope set by osc does nothing: the kaleidoscope effect is not in display.effects; add it "
+                    """there (--set 'display.effects=["feedback", "zoom_pulse", "hue_shift", "rgb_split", """
+                    """"kaleidoscope", "vignette"]')"""], caplog.text

@@ -30,7 +30,7 @@ from vj.control.state import Event, ShowState
 from vj.control.quantize import Quantizer, SheetQuantizer
 from vj.control.tempo import open_tempo
 from vj.cues.timeline import Timeline, WatchedTimeline
-from vj.render.compositor import Compositor, EffectInputs, effect_inputs
+from vj.render.compositor import Compositor, EffectInputs, IdleEffects, effect_inputs
 from vj.ratelog import RateLimitedLog
 from vj.render.frametimes import FramePacer, FrameTimes
 from vj.render.hud import Hud, hud_lines, show_warnings, status_line, with_held
@@ -190,6 +190,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
     frame_interval, frame_shown_at = 0.5, time.perf_counter()  # seconds between engine frames; when the newest came
     last_report = time.perf_counter()
     pacing, pacer = FrameTimes(), FramePacer(d.max_fps)
+    idle_effects = IdleEffects(d.effects)
     jumps_log = RateLimitedLog(log)  # a flood of /vj/cue/next must not write thousands of lines a second
     try:
         while not window.should_close and not state.snapshot().quit:
@@ -240,6 +241,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 compositor.upload(frame.image)
                 shown_seq = seq
             snap, inputs = state.snapshot(), None
+            idle_effects(snap)  # an amount set for an effect not in the chain: said once
             # The show's cue, not the engine frame's (which lags, and skips cues passed quickly), as soon as it changes.
             osc.send_feedback(*show_cue(current_timeline(), clock.now(), snap.prompt_override), held=held)
             osc.send_tempo(reading)  # a tempo change or a stop as soon as it is read, the beat on each beat

@@ -233,6 +233,32 @@ def headless_context() -> moderngl.Context:
     return moderngl.create_context(standalone=True, backend="egl")
 
 
+class IdleEffects:
+    """Says, once per parameter per show, when a performer sets an effect's amount (OSC, MIDI) while the effect is
+    not in `display.effects`: the fader then does nothing, and the README and both bundled MIDI mappings offer the
+    kaleidoscope, which the default chain leaves out. Called every frame: it looks only when the state changed."""
+
+    def __init__(self, effects: list[str] | tuple[str, ...]):
+        self.effects = tuple(effects)
+        self._said: set[str] = set()
+        self._version = -1
+
+    def __call__(self, snapshot: ShowSnapshot) -> list[str]:
+        """The warnings new with this snapshot (each also logged)."""
+        if snapshot.version == self._version:
+            return []
+        self._version = snapshot.version
+        said = []
+        for name, source in snapshot.sources.items():
+            if name in EFFECTS and name not in self.effects and name not in self._said:
+                self._said.add(name)
+                chain = ", ".join(f'"{e}"' for e in EFFECTS if e in self.effects or e == name)
+                said.append(f"{name} set by {source} does nothing: the {name} effect is not in display.effects; "
+                            f"add it there (--set 'display.effects=[{chain}]')")
+                log.warning("%s", said[-1])
+        return said
+
+
 def effect_inputs(t: float, features: AudioFeatures, snapshot: ShowSnapshot, blend: float = 1.0) -> EffectInputs:
     """What drives the effect chain: the audio, and each effect's amount from the show state."""
     bands = tuple(features.bands) + (0.0, 0.0, 0.0)
