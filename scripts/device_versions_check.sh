@@ -17,8 +17,11 @@
 #
 # Where a device run has printed its versions (scripts/gpu_check.sh logs a '== versions: name=ver ...' line),
 # DEVICE_VERSIONS_LOG=path/to/gpu_check.log pins every package that line names to its version there.
-# DEVICE_VERSIONS_QUICK=1 runs step 1 alone (seconds). DEVICE_PYTHON=/path/to/python3.12 chooses the interpreter. Install size: torch 2.11's CUDA build from the
-# registry with its NVIDIA libraries, several GB (the CUDA build runs on a CPU too, as the device's build does).
+# DEVICE_VERSIONS_QUICK=1 runs step 1 alone (seconds); DEVICE_VERSIONS_TESTS="tests/x.py ..." runs those tests
+# instead of TESTS; DEVICE_PYTHON=/path/to/python3.12 chooses the interpreter. Install: torch 2.11's CUDA build from
+# the registry with its NVIDIA libraries, about 5 GB (the CUDA build runs on a CPU too, as the device's build does).
+# Time: step 1 about 10 s; the tests about 14 min on this project's 2-core machine beside another test run (27 min
+# beside several), the device check's CPU run under 2 min.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 REPO=$PWD
@@ -41,6 +44,7 @@ carried=(open_clip_torch ftfy wcwidth moderngl glcontext glfw python-rtmidi soun
 # check's; tests/cuda is collected only where CUDA is: here it is imported and its torch names looked up, not run.
 TESTS=(tests/test_precision.py tests/test_guidance.py tests/test_stylegan3.py tests/test_winograd.py
        tests/test_checkpoints.py tests/test_worker.py tests/test_gpu_check.py)
+read -ra TESTS <<<"${DEVICE_VERSIONS_TESTS:-${TESTS[*]}}"   # DEVICE_VERSIONS_TESTS="tests/a.py ...": others
 # Tests that need what the device lacks as much as this check does: an X display (Xvfb, for a glfw window).
 DESELECT=(tests/test_checkpoints.py::test_live_show_with_a_truncated_checkpoint_stops_with_one_line)
 
@@ -49,10 +53,12 @@ norm() { tr '[:upper:]' '[:lower:]' | sed -E 's/[-_.]+/_/g'; }
 find_python() {
   local p
   for p in "${DEVICE_PYTHON:-}" python3.12; do
-    [ -n "$p" ] && "$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { command -v "$p"; return; }
+    [ -n "$p" ] && "$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null &&
+      { command -v "$p"; return; }
   done
   # pyenv: its shim answers only for the versions made current; the interpreters themselves are there.
-  for p in $(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r); do
+  local root; root=$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")
+  for p in $(ls -d "$root"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r); do
     "$p" -c 'pass' 2>/dev/null && { echo "$p"; return; }
   done
   return 1
@@ -68,7 +74,8 @@ carried_pins() {
     for f in .whl/*.whl; do
       f=${f#.whl/}; [ "$(norm <<<"${f%%-*}")" = "$n" ] && { ver=$(cut -d- -f2 <<<"$f"); break; }
     done
-    [ -n "$ver" ] || ver=$(awk -F'==' -v n="$n" 'NF == 2 {p = tolower($1); gsub(/[-_.]+/, "_", p); if (p == n) print $2}' <<<"$freeze")
+    [ -n "$ver" ] ||
+      ver=$(awk -F'==' -v n="$n" 'NF == 2 {p = tolower($1); gsub(/[-_.]+/, "_", p); if (p == n) print $2}' <<<"$freeze")
     if [ -n "$ver" ]; then echo "$name==$ver"; else echo "$name"; fi
   done
 }
@@ -87,7 +94,8 @@ make_venv() {
   py=$(find_python) || { echo "no Python 3.12 here (set DEVICE_PYTHON)"; return 2; }
   # Later pins of a name win: the device's logged versions over the known ones, those over the carried ones.
   reqs=$( { printf '%s\n' "${device_unpinned[@]}"; carried_pins; printf '%s\n' "${device_pins[@]}"; logged_pins; } |
-          awk '{n = tolower($0); sub(/[=<>!~ ].*/, "", n); gsub(/[-_.]+/, "_", n); v[n] = $0; if (!(n in o)) {o[n] = ++k; ord[k] = n}}
+          awk '{n = tolower($0); sub(/[=<>!~ ].*/, "", n); gsub(/[-_.]+/, "_", n); v[n] = $0
+                if (!(n in o)) {o[n] = ++k; ord[k] = n}}
                END {for (i = 1; i <= k; i++) print v[ord[i]]}') || return 2
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$py"$'\n'"$reqs" ]; then
     echo "== $VENV is up to date ($("$VENV/bin/python" --version))"
@@ -150,7 +158,8 @@ pytest_run() {   # the tests, their log in DIR/pytest.log; pytest's last line go
   "$PY" -m pytest -q -p no:cacheprovider --durations=15 "${DESELECT[@]/#/--deselect=}" "${TESTS[@]}" 2>&1 |
     tee "$DIR/pytest.log"
   rc=${PIPESTATUS[0]}
-  note="pytest: $(grep -E '(passed|failed|error).* in [0-9.]+s' "$DIR/pytest.log" | tail -1 | tr -d '=' | sed -E 's/^ +| +$//g')"
+  note="pytest: $(grep -E '(passed|failed|error).* in [0-9.]+s' "$DIR/pytest.log" | tail -1 | tr -d '=' |
+                  sed -E 's/^ +| +$//g')"
   return "$rc"
 }
 
@@ -250,7 +259,8 @@ EOF
     echo "== summary, under the device's versions (vj from this checkout, not installed)"
     grep -v '^== vj from' <<<"$versions"
     printf '%s\n' "${results[@]}"
-    if [ $failed = 0 ]; then echo "ALL PASSED in $((SECONDS - start)) s"; else echo "FAILED (see above) after $((SECONDS - start)) s"; fi
+    if [ $failed = 0 ]; then echo "ALL PASSED in $((SECONDS - start)) s"
+    else echo "FAILED (see above) after $((SECONDS - start)) s"; fi
   } | tee "$DIR/summary.txt"
   return $failed
 }
