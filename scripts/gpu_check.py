@@ -233,7 +233,7 @@ def live_case(device: str, size: str, seconds: float, overrides: list[str],
     (None: as the overrides say)."""
     width, height = size.split("x")
     cfg = config_mod.load(None, [f"display.width={width}", f"display.height={height}", "display.vsync=false",
-                                 "display.hud=false", *overrides])
+                                 "display.hud=false", "control.osc_port=0", *overrides])  # 0: any free port
     cuda = torch.cuda.is_available()
     models = None
     if networks is not None:
