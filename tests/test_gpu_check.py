@@ -15,7 +15,7 @@ from conftest import REPO
 
 def test_gpu_check_runs_on_the_cpu_and_writes_its_report(tmp_path):
     done = subprocess.run([sys.executable, "scripts/gpu_check.py", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     markdown = (tmp_path / "gpu_check.md").read_text()
@@ -27,7 +27,7 @@ def test_gpu_check_runs_on_the_cpu_and_writes_its_report(tmp_path):
     assert there and all(r["status"].startswith("absent") for r in there)
     sections = {r["section"] for r in here}
     assert {"guided step", "synthesis", "live (offscreen)", "agreement"} <= sections
-    assert report["budget_s"] == 180 and report["row_processes"] == 1  # nothing failed: one process for every row
+    assert report["budget_s"] == 240 and report["row_processes"] == 1  # nothing failed: one process for every row
     assert {r["precision"] for r in here if r["section"] == "guided step"} == {"fp32", "fp16", "bf16"}
     live = next(r for r in here if r["section"] == "live (offscreen)")
     assert live["display_fps"] > 0 and live["guided_steps_per_s"] > 0 and live["frame_ms"]["n"] > 0

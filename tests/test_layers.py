@@ -8,7 +8,7 @@ from conftest import REPO
 
 # Lower numbers are lower layers; a module may import from its own layer or below.
 LAYERS = {
-    "config": 0, "clock": 0, "cpu_memory": 0, "errors": 0, "native_noise": 0,
+    "config": 0, "clock": 0, "cpu_memory": 0, "errors": 0, "native_noise": 0, "ratelog": 0,
     "audio": 1, "cues": 1, "control": 1, "models": 1,
     "engine": 2,
     "render": 3,

@@ -51,9 +51,9 @@ class ControlLogWriter:
     `follow(state, show_time)` (the show state's new changes, each at the time it happened) and `cue(...)`.
 
     The render loop never waits on the file: lines go to a thread of its own (`vj-control-log`), which writes and
-    flushes whatever has queued up, so a crash keeps all but the last moment. Within one frame only a parameter's
-    last change is kept: a replay renders frames, and no frame ever showed the values in between (a fader swept by
-    10 000 OSC messages a second is 60 lines a second, not 10 000). A write that fails (a full disk) stops the log
+    flushes whatever has queued up, so a crash keeps all but the last moment. Within one frame only the last change
+    a source (OSC, MIDI, a key) made to a parameter is kept: a replay renders frames, and no frame ever showed the
+    values in between (a fader swept by 10 000 OSC messages a second is 60 lines a second, not 10 000). A write that fails (a full disk) stops the log
     there, said by `trouble`; the show goes on."""
 
     def __init__(self, path: str | Path, header: dict[str, Any]):
@@ -78,10 +78,10 @@ class ControlLogWriter:
         """Logs the changes made to `state` since the last call, at the wall and show time each was made."""
         ago = time.time() - self._began_epoch
         changes, self._changes = state.changes_since(self._changes)
-        last = {what: i for i, (_, _, what, _) in enumerate(changes) if what in PARAMS}
+        last = {(source, what): i for i, (_, source, what, _) in enumerate(changes) if what in PARAMS}
         for i, (when, source, what, value) in enumerate(changes):
-            if what in PARAMS and last[what] != i:
-                continue  # overwritten within this frame: never shown
+            if what in PARAMS and last[source, what] != i:
+                continue  # the same hand moved it again within this frame: never shown
             at = max(0.0, when - self._began_epoch)  # when it happened, not when it was logged
             self.write(at, max(0.0, show_now - (ago - at)), source, what, value)
 
