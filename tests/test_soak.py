@@ -29,7 +29,10 @@ def test_twenty_seconds_of_heavy_control_traffic(x_display, tmp_path):
     rss = result["rss_mb"]
     assert rss["end"] - rss["after_warmup"] < 50, rss                  # bounded: a leak per message would show
     display = result["display"]
-    assert display["frames"] > SECONDS * 10 and display["stalls_100ms"] == 0, display
+    # The display kept going: no frame anywhere near a second late. Zero stalls of 100 ms is `make soak`'s figure
+    # (BENCHMARKS.md); here, on a shared 2-core VM right after the rest of the suite, one or two 100-125 ms frames
+    # came and went between identical runs (issue 31: wall-clock limits belong in benchmarks).
+    assert display["frames"] > SECONDS * 10 and display["stalls_100ms"] <= 3 and display["worst_ms"] < 500, display
     recording = result["recording"]
     assert recording["playable"] and recording["decoded_frames"] == recording["written_frames"] > SECONDS * 10
     assert abs(recording["seconds"] - SECONDS) < 8                          # the whole show, in real time
