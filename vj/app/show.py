@@ -269,8 +269,8 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
             pacer.wait()  # without vsync (or under Xvfb) the loop would spin and starve the engine of CPU
             if now - last_report >= 1.0:
                 fps = displayed / (now - last_report)
-                status = status_line(clock.now(), show_cue(current_timeline(), clock.now(),
-                                                           state.snapshot().prompt_override), frame, fps)
+                on_stage = show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override)
+                status = status_line(clock.now(), on_stage, frame, fps)
                 window.set_title(status if hud else "vj")
                 log.info(status)
                 heard = features()
@@ -282,8 +282,7 @@ def run_show(cfg: Config, clock: Clock, features, watched: WatchedTimeline | Non
                 hud_overlay.set_lines(lines)
                 log.debug("HUD | %s", " | ".join(lines))
                 # every state message once a second, for a surface started later
-                osc.send_feedback(*show_cue(current_timeline(), clock.now(), state.snapshot().prompt_override),
-                                  fps, held, force=True)
+                osc.send_feedback(*on_stage, fps, held, force=True)
                 osc.send_tempo(reading, force=True)
                 compositor.reload_changed()  # edited shaders and cue sheets take effect (and are logged)
                 if watched:
