@@ -105,6 +105,8 @@ class ControlLogWriter:
             self.write(wall, show_time, "vj", "cue_starts", {str(i): round(start, 4) for i, start in starts.items()})
 
     def write(self, wall: float, show_time: float, source: str, what: str, value: Any) -> None:
+        if self.trouble is not None:  # stopped: nothing more is written
+            return
         self._lines.put(json.dumps({"wall": round(wall, 4), "t": round(show_time, 4), "source": source, "what": what,
                                     "value": value}, default=str) + "\n")
 

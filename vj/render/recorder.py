@@ -25,9 +25,8 @@ import queue
 import threading
 import time
 from fractions import Fraction
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import av
 import numpy as np
@@ -227,54 +226,36 @@ class Recording:
                  header: dict):
         self.video = ShowRecorder(path, *size, crf=crf, sample_rate=sound[1] if sound else None)
         self.log = ControlLogWriter(controls_path(path), {**header, "recording": Path(path).name})
-        self.log_trouble: str | None = None  # why the control log stopped (a full disk), None while it is written
         self._ring = sound[0] if sound else None
 
     def begin(self, clock: Clock) -> None:
         """The show starts: the log's time origin, and the sound from here on."""
         if self._ring is not None:
             self.video.hear(self._ring)
-        if self.log_trouble is None:
-            with self._writing_log():
-                self.log.begin(time.time(), clock.now(), clock.running)
+        self.log.begin(time.time(), clock.now(), clock.running)
 
     def warnings(self) -> list[str]:
-        """For the HUD: why the recording or its control log stopped before the show, if one has."""
-        return [trouble for trouble in (self.video.trouble, self.log_trouble or self.log.trouble) if trouble]
+        """For the HUD: why the recording or its control log stopped before the show, if one has (the log's writer
+        thread says a failed write, a full disk, in its `trouble`)."""
+        return [trouble for trouble in (self.video.trouble, self.log.trouble) if trouble]
 
     def clock(self, wall: float, show_time: float, running: bool) -> None:
         """The show clock was set (a seek, a cue jump, the start cue)."""
-        if self.log_trouble is None:
-            with self._writing_log():
-                self.log.clock(wall, show_time, running)
+        self.log.clock(wall, show_time, running)
 
     def frame(self, wall: float, pixels, state: ShowState, clock: Clock, frame: PublishedFrame | None,
               tempo_source: str, cue_starts: Mapping[int, float]) -> None:
         """A displayed frame at `wall` seconds into the show, and what changed since the last one (`cue_starts`:
         where the show placed its held `{q}` cues)."""
         self.video.offer(wall, pixels)
-        if self.log_trouble is None:
-            with self._writing_log():
-                self.log.follow(state, clock.now())
-                self.log.tempo(wall, clock.now(), tempo_source)
-                self.log.cue_starts(wall, clock.now(), cue_starts)
-                if frame is not None:  # at the show time its frame was planned for
-                    self.log.cue(wall, frame.show_time, frame.cue)
+        self.log.follow(state, clock.now())
+        self.log.tempo(wall, clock.now(), tempo_source)
+        self.log.cue_starts(wall, clock.now(), cue_starts)
+        if frame is not None:  # at the show time its frame was planned for
+            self.log.cue(wall, frame.show_time, frame.cue)
 
     def close(self, ended_at: float, state: ShowState, clock: Clock) -> None:
-        if self.log_trouble is None:
-            with self._writing_log():
-                self.log.follow(state, clock.now())  # what ended the show, too
-                self.log.close(ended_at, clock.now())
+        self.log.follow(state, clock.now())  # what ended the show, too
+        self.log.close(ended_at, clock.now())
         self.video.close(ended_at)
-
-    @contextmanager
-    def _writing_log(self) -> Iterator[None]:
-        """Control log writes; one that fails (the disk full) stops the log where it is (each line is flushed as it
-        is written, so what it holds replays), said once: the show goes on."""
-        try:
-            yield
-        except OSError as e:
-            self.log_trouble = f"control log stopped: {e.strerror or e}"
-            log.error("%s (%s); the show goes on", self.log_trouble, self.log.path)
 
